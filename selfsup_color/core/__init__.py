@@ -1,0 +1,1 @@
+"""Pure, typed colorization maths: colour conversion, quantization, encoding, prior, loss, decoding, metrics."""

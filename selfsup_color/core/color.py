@@ -1,0 +1,109 @@
+"""sRGB (D65) <-> CIE Lab on batched tensors, matching ``skimage.color.rgb2lab`` / ``lab2rgb``.
+
+Every function is differentiable and stays on the input's device. Piecewise curves are written with
+``clamp`` instead of ``where`` so that no branch produces NaN gradients and the ops stay fusable.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+from .checks import check_floating, check_image_batch, check_range, compute_dtype
+
+# sRGB primaries -> XYZ (D65, 2 degree observer), the same matrix as scikit-image.
+XYZ_FROM_RGB: tuple[tuple[float, ...], ...] = (
+    (0.412453, 0.357580, 0.180423),
+    (0.212671, 0.715160, 0.072169),
+    (0.019334, 0.119193, 0.950227),
+)
+WHITE_D65: tuple[float, float, float] = (0.95047, 1.0, 1.08883)
+
+_SRGB_KNEE = 0.04045  # encoded value where the sRGB curve turns from linear to power
+_SRGB_KNEE_LINEAR = 0.0031308  # the same knee in linear light
+_LAB_EPS = 0.008856  # (6/29)^3: knee of the Lab companding function
+_LAB_SLOPE = 7.787  # slope of its linear segment
+_LAB_DELTA = 0.2068966  # 6/29: the knee after companding
+
+
+def srgb_to_linear(v: Tensor) -> Tensor:
+    """Undo the sRGB transfer curve (float input in [0, 1])."""
+    power = ((v.clamp(min=_SRGB_KNEE) + 0.055) / 1.055).pow(2.4)
+    return power + (v.clamp(max=_SRGB_KNEE) - _SRGB_KNEE) / 12.92
+
+
+def linear_to_srgb(v: Tensor) -> Tensor:
+    """Apply the sRGB transfer curve (no clipping)."""
+    power = 1.055 * v.clamp(min=_SRGB_KNEE_LINEAR).pow(1 / 2.4) - 0.055
+    return power + 12.92 * (v.clamp(max=_SRGB_KNEE_LINEAR) - _SRGB_KNEE_LINEAR)
+
+
+def lab_compand(t: Tensor) -> Tensor:
+    """The CIE Lab function f(t): cube root above (6/29)^3, linear below."""
+    root = t.clamp(min=_LAB_EPS).pow(1 / 3)
+    return root + _LAB_SLOPE * (t.clamp(max=_LAB_EPS) - _LAB_EPS)
+
+
+def lab_expand(f: Tensor) -> Tensor:
+    """Inverse of :func:`lab_compand`."""
+    cube = f.clamp(min=_LAB_DELTA).pow(3)
+    return cube + (f.clamp(max=_LAB_DELTA) - _LAB_DELTA) / _LAB_SLOPE
+
+
+@functools.lru_cache(maxsize=16)
+def _matrix(inverse: bool, device: torch.device, dtype: torch.dtype) -> Tensor:
+    m = torch.tensor(XYZ_FROM_RGB, dtype=torch.float64)
+    if inverse:
+        m = torch.linalg.inv(m)
+    return m.to(device=device, dtype=dtype)
+
+
+def _mix(x: Tensor, m: Tensor) -> Tensor:
+    """Apply a 3 x 3 colour matrix over the channel dimension of N x 3 x H x W."""
+    return torch.einsum("ij,njhw->nihw", m, x)
+
+
+def _white(x: Tensor) -> Tensor:
+    return torch.tensor(WHITE_D65, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+
+
+def linear_rgb_to_lab(lin: Tensor) -> Tensor:
+    """Linear-light RGB -> Lab (no checks; the building block of :func:`rgb_to_lab`)."""
+    f = lab_compand(_mix(lin, _matrix(False, lin.device, lin.dtype)) / _white(lin))
+    fx, fy, fz = f.unbind(1)
+    return torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=1)
+
+
+def rgb_to_lab(rgb: Tensor, check: bool = True) -> Tensor:
+    """sRGB in [0, 1] (N x 3 x H x W, float) -> CIE Lab (L in [0, 100]), D65 white.
+
+    Half-precision inputs are computed in float32 and returned in their own dtype. With
+    ``check`` (the default) NaN or values outside [0, 1] raise a ``ValueError``.
+    """
+    check_image_batch(rgb, "rgb", 3)
+    check_floating(rgb, "rgb")
+    if check:
+        check_range(rgb, "rgb", 0.0, 1.0)
+    x = rgb.to(compute_dtype(rgb))
+    return linear_rgb_to_lab(srgb_to_linear(x)).to(rgb.dtype)
+
+
+def lab_to_rgb(lab: Tensor, check: bool = True) -> Tensor:
+    """CIE Lab (N x 3 x H x W) -> sRGB in [0, 1], D65 white, clipped to the sRGB gamut.
+
+    Like scikit-image, negative Z is clipped to 0 before the XYZ -> RGB step and the result is
+    clipped to [0, 1]. With ``check`` NaN or infinite input raises a ``ValueError``.
+    """
+    check_image_batch(lab, "lab", 3)
+    check_floating(lab, "lab")
+    if check:
+        check_range(lab, "lab", -float("inf"), float("inf"))
+    x = lab.to(compute_dtype(lab))
+    L, a, b = x.unbind(1)
+    fy = (L + 16.0) / 116.0
+    f = torch.stack((fy + a / 500.0, fy, (fy - b / 200.0).clamp(min=0.0)), dim=1)
+    xyz = lab_expand(f) * _white(x)
+    rgb = linear_to_srgb(_mix(xyz, _matrix(True, x.device, x.dtype)))
+    return rgb.clamp(0.0, 1.0).to(lab.dtype)

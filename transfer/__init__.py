@@ -1,0 +1,1 @@
+"""Transfer evaluations of learned encoders: linear probes, kNN, detection and segmentation."""
