@@ -7,7 +7,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; pretraining subcommands are not implemented yet."""
-    print("selfsup-color: pretraining commands are not implemented yet (see the pretraining issue).", file=sys.stderr)
+    print(
+        "selfsup-color: pretraining commands are not implemented yet (see the pretraining issue).",
+        file=sys.stderr,
+    )
     return 2
 
 

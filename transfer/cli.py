@@ -7,7 +7,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; transfer subcommands are not implemented yet."""
-    print("selfsup-transfer: transfer commands are not implemented yet (see the transfer issue).", file=sys.stderr)
+    print(
+        "selfsup-transfer: transfer commands are not implemented yet (see the transfer issue).",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -1,1 +1,1 @@
-"""Pure, typed colorization maths: colour conversion, quantization, encoding, prior, loss, decoding, metrics."""
+"""Pure, typed colorization maths: colour, quantization, encoding, prior, loss, decoding, metrics."""

@@ -30,7 +30,9 @@ def check_finite(x: Tensor, name: str) -> None:
     """Raise if ``x`` holds NaN or infinity (one device reduction, one host sync)."""
     if not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{name} holds {bad} non-finite values (NaN or inf); check the data or the step that produced it")
+        raise ValueError(
+            f"{name} holds {bad} non-finite values (NaN or inf); check the data or the step that produced it"
+        )
 
 
 def check_range(x: Tensor, name: str, low: float, high: float, tol: float = 1e-4) -> None:

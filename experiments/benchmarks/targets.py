@@ -1,0 +1,98 @@
+"""Target preparation: ours (on the device) against the reference CPU pipeline, on the same batch.
+
+The reference is what the original training code does per batch: ``skimage.color.rgb2lab`` per image,
+ab subsampled by 4, a ``sklearn.neighbors.NearestNeighbors(n_neighbors=10, algorithm="ball_tree")``
+query per pixel, Gaussian weights (sigma 5), the rebalancing weight of each pixel's nearest bin and the
+non-gray mask. Ours is :class:`selfsup_color.TargetBuilder`, eager and under ``torch.compile``.
+
+Run: ``python -m experiments.benchmarks.targets [--batch 40 --size 176 --repeat 10]``
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from experiments.benchmarks.common import describe_machine, photo_crops, time_call
+from selfsup_color import Q, TargetBuilder, ab_bins, rebalance_weights
+
+
+def reference_pipeline(images: np.ndarray, class_weights: np.ndarray, knn: object) -> dict[str, np.ndarray]:
+    """The original CPU pipeline on N x H x W x 3 uint8 images."""
+    from skimage import color
+
+    lab = np.stack([color.rgb2lab(image) for image in images])
+    ab = lab[:, ::4, ::4, 1:]
+    dist, index = knn.kneighbors(ab.reshape(-1, 2))  # type: ignore[attr-defined]
+    weight = np.exp(-(dist**2) / (2 * 5.0**2))
+    weight /= weight.sum(axis=1, keepdims=True)
+    nongray = (np.abs(ab) > 5).reshape(len(images), -1).any(axis=1)
+    return {
+        "lightness": lab[..., 0],
+        "index": index,
+        "weight": weight,
+        "pixel_weight": class_weights[index[:, 0]],
+        "nongray": nongray,
+    }
+
+
+def dense(index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """P x k sparse targets -> P x Q dense."""
+    out = np.zeros((index.shape[0], Q))
+    np.put_along_axis(out, index, weight, axis=1)
+    return out
+
+
+def compare(ref: dict[str, np.ndarray], ours: object) -> dict[str, float]:
+    """Largest absolute differences between the reference outputs and ours."""
+    index = ours.targets.index.permute(0, 2, 3, 1).reshape(-1, ours.targets.index.shape[1]).cpu().numpy()
+    weight = ours.targets.weight.permute(0, 2, 3, 1).reshape(index.shape).cpu().double().numpy()
+    return {
+        "L": float(np.abs(ref["lightness"] - ours.lightness[:, 0].cpu().double().numpy()).max()),
+        "soft targets": float(np.abs(dense(ref["index"], ref["weight"]) - dense(index, weight)).max()),
+        "pixel weights": float(
+            np.abs(ref["pixel_weight"] - ours.pixel_weight.reshape(-1).cpu().double().numpy()).max()
+        ),
+        "non-gray mask": float(
+            np.abs(ref["nongray"].astype(float) - ours.nongray.cpu().double().numpy()).max()
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=40)
+    parser.add_argument("--size", type=int, default=176)
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--reference-repeat", type=int, default=3)
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    args = parser.parse_args()
+    from sklearn.neighbors import NearestNeighbors
+
+    images = photo_crops(args.batch, args.size)
+    prior = torch.softmax(torch.randn(Q, generator=torch.Generator().manual_seed(0)) * 3, 0).double()
+    class_weights = rebalance_weights(prior, 0.5)
+    knn = NearestNeighbors(n_neighbors=10, algorithm="ball_tree").fit(ab_bins(dtype=torch.float64).numpy())
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+    print(f"batch {args.batch} x {args.size} x {args.size} uint8; {describe_machine()}")
+    t_ref = time_call(lambda: reference_pipeline(images, class_weights.numpy(), knn), args.reference_repeat)
+    ref = reference_pipeline(images, class_weights.numpy(), knn)
+    print(f"{'reference (skimage + sklearn ball_tree, CPU)':<48} {t_ref * 1e3:9.2f} ms   1.0x")
+
+    variants = [("ours, eager", False)] + ([] if args.no_compile else [("ours, torch.compile", True)])
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        sync = torch.cuda.synchronize if device == "cuda" else None
+        x = batch.to(device)
+        for name, compiled in variants:
+            builder = TargetBuilder(class_weights, compile=compiled).to(device)
+            t = time_call(lambda b=builder, x=x: b(x), args.repeat, warmup=2, sync=sync)
+            diffs = ", ".join(f"{k} {v:.2g}" for k, v in compare(ref, builder(x)).items())
+            print(f"{name + f' ({device})':<48} {t * 1e3:9.2f} ms {t_ref / t:6.1f}x   max |diff|: {diffs}")
+
+
+if __name__ == "__main__":
+    main()

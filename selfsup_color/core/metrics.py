@@ -1,0 +1,300 @@
+"""Colorization metrics of Zhang, Isola, Efros (ECCV 2016) and two extras, on batched tensors.
+
+* AuC: area under the curve of the fraction of pixels whose predicted ab lies within ``t`` of the
+  ground truth (L2 in ab space), for thresholds ``t = 0 .. 150``, normalised to [0, 1].
+* Rebalanced AuC: the same with every pixel weighted by the inverse prior of its true ab bin.
+* Colourfulness (Hasler & Süsstrunk 2003) and PSNR, per image.
+
+The functions are pure and stay on the input's device; none syncs with the host except through
+:func:`~selfsup_color.core.encode.nearest_bin` (its finite check of the ground truth) in the
+rebalanced AuC. Half-precision inputs are computed in float32. The :class:`~torchmetrics.Metric`
+classes accumulate sums (a distance histogram, or per-image sums and counts) that reduce across
+processes by addition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import Module
+from torchmetrics import Metric
+
+from .bins import Q
+from .checks import check_floating, check_image_batch, compute_dtype
+from .encode import nearest_bin
+
+__all__ = [
+    "PSNR",
+    "AuC",
+    "Colourfulness",
+    "RebalancedAuC",
+    "ab_distance_histogram",
+    "auc",
+    "auc_from_histogram",
+    "colourfulness",
+    "psnr",
+    "rebalanced_auc",
+]
+
+MAX_THRESHOLD = 150
+"""Largest ab distance threshold of the AuC curve (the paper's 150)."""
+
+_MSE_FLOOR = 1e-10  # relative to data_range**2: identical images score 100 dB
+
+
+def _check_pair(pred: Tensor, true: Tensor, names: tuple[str, str], channels: int) -> torch.dtype:
+    """Check two ``N x channels x H x W`` float batches of one shape; return the compute dtype."""
+    for x, name in zip((pred, true), names, strict=True):
+        check_image_batch(x, name, channels)
+        check_floating(x, name)
+    if pred.shape != true.shape:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same shape, "
+            f"got {tuple(pred.shape)} and {tuple(true.shape)}"
+        )
+    dtype = torch.promote_types(pred.dtype, true.dtype)
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _check_threshold(max_threshold: int) -> None:
+    if isinstance(max_threshold, bool) or not isinstance(max_threshold, int) or max_threshold < 1:
+        raise ValueError(f"max_threshold must be a positive int, got {max_threshold!r}")
+
+
+def ab_distance_histogram(
+    pred_ab: Tensor,
+    true_ab: Tensor,
+    pixel_weights: Tensor | None = None,
+    max_threshold: int = MAX_THRESHOLD,
+) -> Tensor:
+    """Weighted histogram of per-pixel ab distances, ``max_threshold + 2`` float64 buckets.
+
+    A pixel at L2 distance ``d`` between ``pred_ab`` and ``true_ab`` (both ``N x 2 x H x W``) adds
+    its weight (``pixel_weights``, ``N x H x W``; 1 when None) to bucket ``ceil(d)``, or to the
+    last bucket when ``d > max_threshold``. Since ``d <= t`` iff ``ceil(d) <= t`` for integer
+    ``t``, ``hist.cumsum(0)[t]`` is the weight of pixels with ``d <= t``. Non-finite distances
+    (NaN predictions) count as beyond every threshold. Float64 keeps counts exact past 2^24.
+    """
+    dtype = _check_pair(pred_ab, true_ab, ("pred_ab", "true_ab"), 2)
+    _check_threshold(max_threshold)
+    n, _, h, w = true_ab.shape
+    if pixel_weights is None:
+        weights = torch.ones(n * h * w, dtype=torch.float64, device=true_ab.device)
+    else:
+        if not isinstance(pixel_weights, Tensor) or pixel_weights.shape != (n, h, w):
+            shape = tuple(pixel_weights.shape) if isinstance(pixel_weights, Tensor) else None
+            raise ValueError(f"pixel_weights must have shape {(n, h, w)} (N x H x W), got {shape}")
+        weights = pixel_weights.reshape(-1).to(torch.float64)
+    diff = pred_ab.to(dtype) - true_ab.to(dtype)
+    dist = diff.square().sum(dim=1).sqrt()
+    overflow = max_threshold + 1
+    bucket = dist.nan_to_num(nan=float("inf")).ceil().clamp(max=overflow).long().reshape(-1)
+    hist = torch.zeros(overflow + 1, dtype=torch.float64, device=true_ab.device)
+    return hist.index_add_(0, bucket, weights)
+
+
+def auc_from_histogram(hist: Tensor) -> Tensor:
+    """Area under the cumulative curve of an :func:`ab_distance_histogram`, in [0, 1] (0-dim).
+
+    The curve is ``c(t) = hist.cumsum(0)[t] / hist.sum()`` for ``t = 0 .. max_threshold`` (with
+    ``max_threshold = len(hist) - 2``). The paper integrates this cumulative mass function for
+    ``t`` from 0 to 150 and normalises; here the integral is the trapezoidal rule on the integer
+    thresholds divided by ``max_threshold``, so a perfect prediction scores exactly 1. An empty
+    histogram (zero total weight) gives NaN.
+    """
+    if not isinstance(hist, Tensor) or hist.dim() != 1 or hist.numel() < 3:
+        shape = tuple(hist.shape) if isinstance(hist, Tensor) else type(hist).__name__
+        raise ValueError(f"hist must be 1-D with max_threshold + 2 >= 3 buckets, got {shape}")
+    hist = hist.to(torch.float64)
+    curve = hist.cumsum(0)[:-1] / hist.sum()
+    return torch.trapezoid(curve) / (hist.numel() - 2)
+
+
+def auc(pred_ab: Tensor, true_ab: Tensor, max_threshold: int = MAX_THRESHOLD) -> Tensor:
+    """AuC of ab predictions (``N x 2 x H x W``), every pixel weighted 1; a float64 0-dim tensor."""
+    return auc_from_histogram(ab_distance_histogram(pred_ab, true_ab, None, max_threshold))
+
+
+def _check_prior(prior: Tensor) -> None:
+    if not isinstance(prior, Tensor) or prior.shape != (Q,):
+        shape = tuple(prior.shape) if isinstance(prior, Tensor) else type(prior).__name__
+        raise ValueError(f"prior must be a 1-D tensor of the {Q} bin probabilities, got {shape}")
+
+
+def _inverse_prior(prior: Tensor, device: torch.device) -> Tensor:
+    """Per-bin weights ``1 / prior`` (float64); entries <= 0 get the smallest positive entry.
+
+    A bin of prior 0 was never seen when the prior was estimated; an infinite (or 1e12) weight
+    would let one such pixel outweigh the whole image, so it gets the weight of the rarest seen bin.
+    """
+    p = prior.to(device=device, dtype=torch.float64)
+    floor = torch.where(p > 0, p, torch.inf).min()
+    return p.clamp(min=floor).reciprocal()
+
+
+def _rebalanced_histogram(
+    pred_ab: Tensor, true_ab: Tensor, bin_weights: Tensor, max_threshold: int
+) -> Tensor:
+    _check_pair(pred_ab, true_ab, ("pred_ab", "true_ab"), 2)
+    weights = bin_weights.to(true_ab.device)[nearest_bin(true_ab)]
+    return ab_distance_histogram(pred_ab, true_ab, weights, max_threshold)
+
+
+def rebalanced_auc(
+    pred_ab: Tensor, true_ab: Tensor, prior: Tensor, max_threshold: int = MAX_THRESHOLD
+) -> Tensor:
+    """Class-rebalanced AuC: each pixel weighted by ``1 / prior[nearest_bin(true_ab)]``.
+
+    ``prior`` holds the ``Q`` bin probabilities (its scale does not matter). This is the paper's
+    rebalancing with lambda = 0. Bins with prior <= 0 get the weight of the rarest bin with a
+    positive prior rather than an infinite one. Returns a float64 0-dim tensor.
+    """
+    _check_prior(prior)
+    bin_weights = _inverse_prior(prior, true_ab.device)
+    return auc_from_histogram(_rebalanced_histogram(pred_ab, true_ab, bin_weights, max_threshold))
+
+
+def colourfulness(rgb: Tensor) -> Tensor:
+    """Hasler & Süsstrunk (2003) colourfulness of each image of an ``N x 3 x H x W`` RGB batch.
+
+    RGB in [0, 1] is scaled to [0, 255]; with ``rg = R - G`` and ``yb = (R + G) / 2 - B`` over the
+    pixels of an image, ``C = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2)``,
+    using the population standard deviation (ddof = 0). Gray images score 0. Returns shape N,
+    float32 for half-precision input, else the input dtype.
+    """
+    check_image_batch(rgb, "rgb", 3)
+    check_floating(rgb, "rgb")
+    r, g, b = (rgb.to(compute_dtype(rgb)) * 255.0).unbind(1)
+    rg = r - g
+    yb = 0.5 * (r + g) - b
+    dims = (1, 2)
+    sigma = (rg.var(dim=dims, correction=0) + yb.var(dim=dims, correction=0)).sqrt()
+    mu = torch.hypot(rg.mean(dim=dims), yb.mean(dim=dims))
+    return sigma + 0.3 * mu
+
+
+def _check_data_range(data_range: float) -> None:
+    if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or data_range <= 0:
+        raise ValueError(f"data_range must be a positive number, got {data_range!r}")
+
+
+def psnr(pred_rgb: Tensor, true_rgb: Tensor, data_range: float = 1.0) -> Tensor:
+    """Per-image PSNR in dB, ``10 log10(data_range^2 / MSE)`` over all channels and pixels.
+
+    Inputs are ``N x 3 x H x W``. The MSE is floored at ``1e-10 * data_range^2``, so identical
+    images give 100 dB instead of infinity. Returns shape N (float32 for half-precision input).
+    """
+    dtype = _check_pair(pred_rgb, true_rgb, ("pred_rgb", "true_rgb"), 3)
+    _check_data_range(data_range)
+    mse = (pred_rgb.to(dtype) - true_rgb.to(dtype)).square().mean(dim=(1, 2, 3))
+    peak = float(data_range) ** 2
+    return 10.0 * torch.log10(peak / mse.clamp(min=_MSE_FLOOR * peak))
+
+
+class _Float64Metric(Metric):
+    """A metric whose float64 states (and ``_float64_attrs``) follow its device but not its dtype.
+
+    torchmetrics lets ``module.to(torch.bfloat16)`` (as in Lightning's "bf16-true") cast metric
+    states, which would silently stop counts growing past 256; these are sums, so they stay float64.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+    _float64_attrs: tuple[str, ...] = ()
+
+    def _apply(self, fn: Callable, exclude_state: Sequence[str] = "") -> Module:
+        device = fn(torch.zeros(1, device=self.device)).device
+        keep = [k for k, v in self._defaults.items() if v.dtype == torch.float64]
+        this = super()._apply(fn, exclude_state=(*exclude_state, *keep))
+        for key in keep:
+            this._defaults[key] = this._defaults[key].to(device)
+            setattr(this, key, getattr(this, key).to(device))
+        for key in self._float64_attrs:
+            if hasattr(this, key):
+                setattr(this, key, getattr(this, key).to(device))
+        return this
+
+
+class AuC(_Float64Metric):
+    """AuC over a data set, accumulating the :func:`ab_distance_histogram` of each update.
+
+    ``pred`` and ``target`` are ``N x 2 x H x W`` ab maps; ``compute()`` gives the float64 AuC.
+    """
+
+    hist: Tensor
+
+    def __init__(self, max_threshold: int = MAX_THRESHOLD, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _check_threshold(max_threshold)
+        self.max_threshold = max_threshold
+        zeros = torch.zeros(max_threshold + 2, dtype=torch.float64)
+        self.add_state("hist", default=zeros, dist_reduce_fx="sum")
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        self.hist += ab_distance_histogram(pred, target, None, self.max_threshold)
+
+    def compute(self) -> Tensor:
+        return auc_from_histogram(self.hist)
+
+
+class RebalancedAuC(AuC):
+    """Class-rebalanced AuC over a data set (see :func:`rebalanced_auc`).
+
+    The inverse-prior table is computed once from ``prior`` (``Q`` non-negative finite entries,
+    one positive at least) and moves with the metric's device; it is not part of the state dict.
+    """
+
+    _float64_attrs = ("bin_weights",)
+
+    def __init__(self, prior: Tensor, max_threshold: int = MAX_THRESHOLD, **kwargs: Any) -> None:
+        super().__init__(max_threshold, **kwargs)
+        _check_prior(prior)
+        p = prior.detach().to(device="cpu", dtype=torch.float64)
+        if not bool(torch.isfinite(p).all()) or bool((p < 0).any()) or not bool((p > 0).any()):
+            raise ValueError("prior must be finite, non-negative and positive somewhere")
+        self.bin_weights = _inverse_prior(p, self.device)
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        self.hist += _rebalanced_histogram(pred, target, self.bin_weights, self.max_threshold)
+
+
+class _MeanPerImage(_Float64Metric):
+    """Mean of a per-image score over a data set: float64 sum and int64 count, both summed."""
+
+    total: Tensor
+    count: Tensor
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+
+    def _add(self, scores: Tensor) -> None:
+        self.total += scores.to(torch.float64).sum()
+        self.count += scores.numel()
+
+    def compute(self) -> Tensor:
+        return self.total / self.count
+
+
+class Colourfulness(_MeanPerImage):
+    """Mean :func:`colourfulness` over the images of ``update(rgb)`` calls (float64)."""
+
+    def update(self, rgb: Tensor) -> None:
+        self._add(colourfulness(rgb))
+
+
+class PSNR(_MeanPerImage):
+    """Mean per-image :func:`psnr` over ``update(pred, target)`` calls (float64)."""
+
+    def __init__(self, data_range: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _check_data_range(data_range)
+        self.data_range = data_range
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        self._add(psnr(pred, target, self.data_range))
