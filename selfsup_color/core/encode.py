@@ -24,7 +24,7 @@ DEFAULT_SIGMA = 5.0
 class SoftTargets(NamedTuple):
     """Sparse soft targets: ``index`` (int64) and ``weight`` (float32), both N x k x H x W.
 
-    Slot 0 holds the nearest bin; weights sum to 1 over the k slots.
+    The k bins of a pixel come in no particular order; weights sum to 1 over them.
     """
 
     index: Tensor
@@ -37,13 +37,15 @@ class SoftTargets(NamedTuple):
         return dense.scatter_(1, self.index, self.weight)
 
 
-def gaussian_weights(excess: Tensor, sigma: float = DEFAULT_SIGMA) -> Tensor:
-    """exp(-d^2 / (2 sigma^2)) over dim 1, normalised to sum 1.
+def gaussian_weights(excess: Tensor, sigma: float = DEFAULT_SIGMA, dim: int = 1) -> Tensor:
+    """exp(-d^2 / (2 sigma^2)) normalised to sum 1 over the neighbours (``dim``).
 
-    Takes the *excess* d^2 - d_nearest^2 of each neighbour: the normalised weights are the same, and
+    Takes the *excess* d^2 - d_nearest^2 of each neighbour: the normalised weights are the same and
     they stay finite for ab far outside the gamut, where every exp(-d^2 / 2 sigma^2) underflows.
     """
-    return torch.softmax(excess / (-2.0 * sigma * sigma), dim=1)
+    # The nearest neighbour has excess 0, so no max-subtraction is needed: one exp and a sum.
+    weight = torch.exp(excess * (-0.5 / (sigma * sigma)))
+    return weight / weight.sum(dim=dim, keepdim=True)
 
 
 def soft_encode_sparse(
@@ -60,7 +62,7 @@ def soft_encode_sparse(
         check_finite(ab, "ab")
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
-    index, excess = knn_bins(ab, k)
+    index, excess, _ = knn_bins(ab, k)
     return SoftTargets(index, gaussian_weights(excess, sigma))
 
 
@@ -75,4 +77,4 @@ def nearest_bin(ab: Tensor, check: bool = True) -> Tensor:
     check_floating(ab, "ab")
     if check:
         check_finite(ab, "ab")
-    return knn_bins(ab, 1)[0][:, 0]
+    return knn_bins(ab, 1)[2]

@@ -1,20 +1,24 @@
-"""Exact k-nearest-bin search over the Q ab bins, built for speed on any device.
+"""Exact k-nearest-bin search over the Q ab bins, built from plain tensor ops for any device.
 
-The ab plane is cut into square cells. For every cell a table lists the only bins that can be among
-the k nearest of any point inside it: bin j qualifies when its smallest distance to the cell is at most
-the k-th smallest *largest* distance from the cell to any bin (at least k bins are always that close).
-A query gathers its cell's candidates (at most ``M``, padded with a far sentinel), packs each squared
-distance (float bits, monotone for non-negative floats) with the candidate's code into one int64 key,
-and orders the keys with a pruned sorting network of ``min``/``max`` ops. Keys are unique, so ties in
-distance are broken by bin index, as a stable sort of a brute-force search would. Points outside the
-table (far outside the gamut) fall back to a brute-force search in float64.
+The ab plane is cut into unit cells over [-128, 128)^2 (every sRGB colour lies inside). For each cell a
+table lists the only bins that can be among the k nearest of a point inside it: bin j qualifies when its
+smallest distance to the cell is at most the k-th smallest *largest* distance from the cell to any bin
+(at least k bins are always that close). At most ``M`` (16 for k = 10) candidates per cell, padded with
+a far sentinel, sorted by bin index.
+
+A query runs in two stages that each fuse well under ``torch.compile``: gather the packed codes of the
+point's candidates (bin index and lattice coordinates in 23 bits), then, with arithmetic alone, decode
+their centres, compute float64 squared distances and select the k smallest with a pruned min/max
+network (vectorisable, no sort). A selection key is the float64 squared distance with its 23 lowest
+mantissa bits replaced by the code, so keys are unique and carry their bin: distances that agree to
+2^-29 go to the lower bin index, as a stable brute-force sort does for exact ties. Points outside
+the table (far outside the gamut) fall back to a brute-force float64 search.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -22,18 +26,9 @@ from torch import Tensor
 from .bins import GRID, Q, ab_bins
 
 TABLE_LOW = -128.0
-"""Lower edge of the tabulated ab square (both a and b); every sRGB colour lies inside."""
+"""Lower edge of the tabulated ab square (both a and b)."""
 TABLE_CELLS = 256
-"""Cells per axis; with ``CELL_SIZE`` 1 the table covers [-128, 128) x [-128, 128)."""
-CELL_SIZE = 1.0
-
-# A candidate code packs the bin index and the bin's lattice coordinates (a / GRID, b / GRID), each
-# offset by 64 into 7 bits: code = index << 14 | (ia + 64) << 7 | (ib + 64).
-_COORD_BITS = 7
-_COORD_OFFSET = 64
-_COORD_MASK = (1 << _COORD_BITS) - 1
-_SENTINEL_CODE = (Q << (2 * _COORD_BITS)) | (_COORD_MASK << _COORD_BITS) | _COORD_MASK  # at (630, 630)
-_LOW32 = 0xFFFFFFFF
+"""Unit cells per axis: the table covers [-128, 128) x [-128, 128)."""
 
 
 @dataclass(frozen=True)
@@ -91,10 +86,35 @@ def sort_smallest(keys: list[Tensor], k: int) -> list[Tensor]:
     return wires[:k]
 
 
-def _box_distances(low: Tensor, size: float, centres: Tensor) -> tuple[Tensor, Tensor]:
-    """Smallest and largest distance from square cells (lower corners ``low``, C x 2) to the centres."""
+def select_smallest(keys: list[Tensor], k: int) -> tuple[list[Tensor], Tensor]:
+    """The ``k`` smallest of ``keys`` (elementwise, in no particular order) and the smallest one.
+
+    Each half is sorted by a pruned network; then the k smallest of both are min(A[i], B[k-1-i])
+    (the first half of a bitonic merge), which costs far fewer comparators than sorting everything.
+    """
+    if len(keys) < k:
+        raise ValueError(f"need at least k = {k} keys, got {len(keys)}")
+    if len(keys) == 1:
+        return list(keys), keys[0]
+    half = (len(keys) + 1) // 2
+    first = sort_smallest(keys[:half], min(k, half))
+    second = sort_smallest(keys[half:], min(k, len(keys) - half))
+    chosen = []
+    for i in range(k):
+        j = k - 1 - i
+        if i >= len(first):
+            chosen.append(second[j])
+        elif j >= len(second):
+            chosen.append(first[i])
+        else:
+            chosen.append(torch.minimum(first[i], second[j]))
+    return chosen, torch.minimum(first[0], second[0])
+
+
+def _box_distances(low: Tensor, centres: Tensor) -> tuple[Tensor, Tensor]:
+    """Smallest and largest distance from unit cells (lower corners ``low``, C x 2) to the centres."""
     d_low = low[:, None, :] - centres[None]  # cell edge minus centre, C x Q x 2
-    d_high = d_low + size
+    d_high = d_low + 1.0
     nearest = torch.clamp(torch.maximum(d_low, -d_high), min=0.0)
     farthest = torch.maximum(d_low.abs(), d_high.abs())
     return nearest.norm(dim=-1), farthest.norm(dim=-1)
@@ -102,68 +122,101 @@ def _box_distances(low: Tensor, size: float, centres: Tensor) -> tuple[Tensor, T
 
 @functools.lru_cache(maxsize=8)
 def candidate_table(k: int) -> Tensor:
-    """``TABLE_CELLS**2 x M`` int32 candidate codes per cell (row-major a, b), sentinel-padded, on CPU."""
+    """``TABLE_CELLS**2 x M`` int64 candidate bins per cell (row-major a, b), index-sorted, Q-padded."""
     centres = ab_bins(dtype=torch.float64)
-    edges = TABLE_LOW + CELL_SIZE * torch.arange(TABLE_CELLS, dtype=torch.float64)
-    low = torch.cartesian_prod(edges, edges)
-    lattice = (centres / GRID).round().long() + _COORD_OFFSET
-    codes = (torch.arange(Q) << (2 * _COORD_BITS)) | (lattice[:, 0] << _COORD_BITS) | lattice[:, 1]
+    edges = TABLE_LOW + torch.arange(TABLE_CELLS, dtype=torch.float64)
     chunks = []
-    for chunk in low.split(8192):
-        nearest, farthest = _box_distances(chunk, CELL_SIZE, centres)
+    for low in torch.cartesian_prod(edges, edges).split(8192):
+        nearest, farthest = _box_distances(low, centres)
         bound = farthest.kthvalue(k, dim=1).values + 1e-9
-        # Non-candidates become the sentinel, which sorts last (its index field is Q).
-        chunks.append(torch.where(nearest <= bound[:, None], codes, _SENTINEL_CODE).sort(dim=1).values)
+        member = nearest <= bound[:, None]
+        # Non-candidates become Q (the padding index), which sorts last.
+        chunks.append(torch.where(member, torch.arange(Q), Q).sort(dim=1).values)
     table = torch.cat(chunks)
-    width = int((table != _SENTINEL_CODE).sum(dim=1).max())
-    table = table[:, :width].to(torch.int32).contiguous()
-    return table
+    width = int((table < Q).sum(dim=1).max())
+    return table[:, :width].contiguous()
 
 
-class KnnTables(NamedTuple):
-    """Per-cell candidates of the table search: packed codes and their bin centres, all C x M."""
-
-    codes: Tensor
-    centre_a: Tensor
-    centre_b: Tensor
-
-
-def _decode_centre(code: Tensor, shift: int) -> Tensor:
-    return (((code >> shift) & _COORD_MASK) - _COORD_OFFSET).to(torch.float32) * GRID
+# A candidate code packs the bin index and the bin's lattice coordinates (a / GRID, b / GRID), each
+# offset by 64 into 7 bits: code = index << 14 | (ia + 64) << 7 | (ib + 64), 23 bits in all.
+_COORD_BITS = 7
+_COORD_OFFSET = 64
+_COORD_MASK = (1 << _COORD_BITS) - 1
+_CODE_BITS = 23
+_CODE_MASK = (1 << _CODE_BITS) - 1
+_SENTINEL_CODE = (Q << (2 * _COORD_BITS)) | (_COORD_MASK << _COORD_BITS) | _COORD_MASK  # at (630, 630)
 
 
-@functools.lru_cache(maxsize=16)
-def knn_tables(k: int, device: torch.device | None = None) -> KnnTables:
-    """The cached search tables for ``k`` neighbours on ``device`` (CPU when None)."""
-    codes = candidate_table(k).to(device)
-    return KnnTables(codes, _decode_centre(codes, _COORD_BITS), _decode_centre(codes, 0))
+def candidate_codes(k: int, device: torch.device | None = None) -> Tensor:
+    """The candidate table as packed int32 codes (C x M), sentinel-padded, on ``device``."""
+    return _candidate_codes(k).to(device)
 
 
-def table_search(a: Tensor, b: Tensor, tables: KnnTables, k: int) -> tuple[Tensor, Tensor]:
-    """k nearest bins of points inside the table: (int64 indices, float32 excess), both k x ...
+@functools.lru_cache(maxsize=8)
+def _candidate_codes(k: int) -> Tensor:
+    bins = candidate_table(k)
+    centres = torch.cat(
+        [ab_bins(dtype=torch.float64), torch.full((1, 2), float(_COORD_MASK - _COORD_OFFSET) * GRID)]
+    )
+    lattice = (centres / GRID).round().long() + _COORD_OFFSET
+    codes = (torch.arange(Q + 1) << (2 * _COORD_BITS)) | (lattice[:, 0] << _COORD_BITS) | lattice[:, 1]
+    return codes[bins].to(torch.int32)
 
-    The excess of a neighbour is its squared distance minus that of the nearest.
 
-    ``a`` and ``b`` are float32 tensors of one shape. Pure tensor ops with no host sync, so it runs
-    unchanged under ``torch.compile`` (which fuses it into one loop).
+def cell_index(a: Tensor, b: Tensor) -> Tensor:
+    """Flat table cell of each point (clamped into the table), int64, same shape as ``a``."""
+    ia = (a - TABLE_LOW).floor().clamp(0, TABLE_CELLS - 1).long()
+    ib = (b - TABLE_LOW).floor().clamp(0, TABLE_CELLS - 1).long()
+    return ia * TABLE_CELLS + ib
+
+
+def gather_codes(cell: Tensor, codes: Tensor) -> Tensor:
+    """Packed codes of each point's candidates, M x P (one contiguous row per candidate slot)."""
+    return codes[cell.reshape(-1)].t().contiguous()
+
+
+def _decode(code: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """int32 code -> (bin index, centre a, centre b) as int32, float32, float32 (exact)."""
+    a = ((code >> _COORD_BITS) & _COORD_MASK) - _COORD_OFFSET
+    b = (code & _COORD_MASK) - _COORD_OFFSET
+    return code >> (2 * _COORD_BITS), a.float() * GRID, b.float() * GRID
+
+
+def _key_code(key: Tensor) -> Tensor:
+    return (key.view(torch.int64) & _CODE_MASK).int()
+
+
+def select_bins(a: Tensor, b: Tensor, codes: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """From candidate codes (M x P) to the k nearest bins: arithmetic only, no gather.
+
+    Returns ``(index, excess, nearest)``: k x P int64 bins (no particular order), k x P float32
+    squared distances minus the nearest's, and the P nearest bins. A key is the float32 squared
+    distance widened to float64 (exactly, leaving 29 zero mantissa bits) with the 23-bit code in its
+    lowest bits: keys order exactly as float32 distances, ties going to the lower bin index.
     """
-    ia = ((a - TABLE_LOW) / CELL_SIZE).floor().clamp(0, TABLE_CELLS - 1).to(torch.int32)
-    ib = ((b - TABLE_LOW) / CELL_SIZE).floor().clamp(0, TABLE_CELLS - 1).to(torch.int32)
-    cell = (ia * TABLE_CELLS + ib).reshape(-1)
-    da = a.reshape(-1, 1) - tables.centre_a.index_select(0, cell)
-    db = b.reshape(-1, 1) - tables.centre_b.index_select(0, cell)
-    dist2 = da.square() + db.square()
-    codes = tables.codes.index_select(0, cell).to(torch.int64)
-    keys = (dist2.view(torch.int32).to(torch.int64) << 32) | codes
-    # One candidate per row, pixels contiguous: fast elementwise min/max in eager mode.
-    best = torch.stack(sort_smallest(list(keys.t().contiguous().unbind(0)), k))
-    index = (best & _LOW32) >> (2 * _COORD_BITS)
-    dist2 = (best >> 32).to(torch.int32).view(torch.float32)
-    return index.view(k, *a.shape), (dist2 - dist2[:1]).view(k, *a.shape)
+    a, b = a.reshape(1, -1), b.reshape(1, -1)
+    _, centre_a, centre_b = _decode(codes)
+    dist2 = (a - centre_a).square() + (b - centre_b).square()
+    keys = (dist2.double().view(torch.int64) | codes.long()).view(torch.float64)
+    chosen, nearest = select_smallest(list(keys.unbind(0)), k)
+    index, chosen_a, chosen_b = _decode(_key_code(torch.stack(chosen)))
+    near, near_a, near_b = _decode(_key_code(nearest))
+    excess = (a - chosen_a).square() + (b - chosen_b).square() - (a - near_a).square() - (b - near_b).square()
+    return index.long(), excess, near.long().reshape(-1)
+
+
+def table_search(a: Tensor, b: Tensor, codes: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """k nearest bins of in-table points (float32 ``a``, ``b`` of one shape S): k x S, k x S, S.
+
+    See :func:`select_bins` for the outputs; ``codes`` is :func:`candidate_codes` for this k.
+    """
+    index, excess, nearest = select_bins(a, b, gather_codes(cell_index(a, b), codes), k)
+    shape = (k, *a.shape)
+    return index.view(shape), excess.view(shape), nearest.view(a.shape)
 
 
 def brute_force_search(ab: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """k nearest bins of P x 2 points by exhaustive float64 search: (indices, excess), P x k."""
+    """k nearest bins of P x 2 points by exhaustive float64 search: (indices, excess), P x k, sorted."""
     centres = ab_bins(ab.device, torch.float64)
     d2 = (ab.double()[:, None, :] - centres[None]).square().sum(-1)
     order = d2.argsort(dim=1, stable=True)[:, :k]
@@ -171,25 +224,26 @@ def brute_force_search(ab: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return order, best - best[:, :1]
 
 
-def knn_bins(ab: Tensor, k: int, assume_in_table: bool = False) -> tuple[Tensor, Tensor]:
-    """The k nearest bins of each pixel of N x 2 x H x W ab, nearest first.
+def knn_bins(ab: Tensor, k: int, assume_in_table: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """The k nearest bins of each pixel of an N x 2 x H x W ab map.
 
-    Returns ``(indices, excess)``: N x k x H x W int64 bin indices and float32 squared distances
-    minus the nearest one's (computed in float64 for points outside the table, so the Gaussian
-    weights stay exact however far away they are).
-    ``assume_in_table`` skips the out-of-table check (which costs one device sync); set it only
-    when every a and b lies in [-128, 128), e.g. for ab converted from sRGB.
+    Returns ``(index, excess, nearest)``: N x k x H x W int64 bin indices (in no particular order),
+    float32 squared distances minus the nearest one's (computed in float64 for points outside the
+    table, so Gaussian weights stay exact however far away they are), and the N x H x W nearest bin.
+    ``assume_in_table`` skips the out-of-table check, which costs one device sync; set it only when
+    every a and b lies in [-128, 128), e.g. for ab converted from sRGB.
     """
     if not 1 <= k <= Q:
         raise ValueError(f"k must be in [1, {Q}], got {k}")
-    a, b = ab.float().unbind(1)
-    index, excess = table_search(a, b, knn_tables(k, ab.device), k)  # k x N x H x W
+    a, b = (x.contiguous() for x in ab.float().unbind(1))
+    index, excess, nearest = table_search(a, b, candidate_codes(k, ab.device), k)
     if not assume_in_table:
-        high = TABLE_LOW + TABLE_CELLS * CELL_SIZE
+        high = TABLE_LOW + TABLE_CELLS
         outside = (a < TABLE_LOW) | (a >= high) | (b < TABLE_LOW) | (b >= high)
         where = outside.nonzero(as_tuple=True)
         if where[0].numel():
             idx, d2 = brute_force_search(ab.permute(0, 2, 3, 1)[where], k)
             index[(slice(None), *where)] = idx.t()
             excess[(slice(None), *where)] = d2.t().float()
-    return index.movedim(0, 1).contiguous(), excess.movedim(0, 1).contiguous()
+            nearest[where] = idx[:, 0]
+    return index.movedim(0, 1).contiguous(), excess.movedim(0, 1).contiguous(), nearest
