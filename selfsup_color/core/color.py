@@ -6,8 +6,6 @@ Every function is differentiable and stays on the input's device. Piecewise curv
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor
 
@@ -70,12 +68,13 @@ def lab_expand(f: Tensor) -> Tensor:
     return cube + (f.clamp(max=_LAB_DELTA) - _LAB_DELTA) / _LAB_SLOPE
 
 
-@functools.lru_cache(maxsize=16)
+RGB_FROM_XYZ: tuple[tuple[float, ...], ...] = tuple(
+    tuple(row) for row in torch.linalg.inv(torch.tensor(XYZ_FROM_RGB, dtype=torch.float64)).tolist()
+)
+
+
 def _matrix(inverse: bool, device: torch.device, dtype: torch.dtype) -> Tensor:
-    m = torch.tensor(XYZ_FROM_RGB, dtype=torch.float64)
-    if inverse:
-        m = torch.linalg.inv(m)
-    return m.to(device=device, dtype=dtype)
+    return torch.tensor(RGB_FROM_XYZ if inverse else XYZ_FROM_RGB, dtype=dtype, device=device)
 
 
 def _mix(x: Tensor, m: Tensor) -> Tensor:

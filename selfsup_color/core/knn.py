@@ -61,12 +61,21 @@ def batcher_network(n: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in pairs if b < n]
 
 
-@functools.cache
+_NETWORKS: dict[tuple[int, int], tuple[Comparator, ...]] = {}
+
+
 def selection_network(n: int, k: int) -> tuple[Comparator, ...]:
-    """Comparators that leave the ``k`` smallest of ``n`` values sorted on wires ``0..k-1``."""
-    live = set(range(min(k, n)))
+    """Comparators that leave the ``k`` smallest of ``n`` values sorted on wires ``0..k-1`` (cached)."""
+    if (n, k) not in _NETWORKS:  # a plain dict, which torch.compile traces without warnings
+        _NETWORKS[n, k] = _prune(batcher_network(n), min(k, n))
+    return _NETWORKS[n, k]
+
+
+def _prune(network: list[tuple[int, int]], k: int) -> tuple[Comparator, ...]:
+    """Drop the comparators that do not affect wires ``0..k-1``; skip unneeded min or max outputs."""
+    live = set(range(k))
     kept: list[Comparator] = []
-    for low, high in reversed(batcher_network(n)):
+    for low, high in reversed(network):
         keep_min, keep_max = low in live, high in live
         if keep_min or keep_max:
             kept.append(Comparator(low, high, keep_min, keep_max))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from selfsup_color import Q, ab_bins, nearest_bin, soft_encode, soft_encode_sparse
-from selfsup_color.core.knn import candidate_table, sort_smallest
+from selfsup_color.core.knn import candidate_table, select_smallest, sort_smallest
 
 from .reference import brute_force_knn, brute_force_soft_encode, dense_points, near_ties, to_points
 
@@ -114,3 +114,13 @@ def test_candidate_table_is_small() -> None:
     # The search cost scales with the widest row: keep it far below Q.
     assert candidate_table(10).shape[1] <= 16
     assert candidate_table(1).shape[1] <= 4
+
+
+def test_select_smallest_returns_the_k_smallest_set_and_the_minimum(rng: torch.Generator) -> None:
+    for n, k in itertools.product(range(1, 18), range(1, 18)):
+        if k > n:
+            continue
+        values = torch.randperm(n * 50, generator=rng)[: n * 40].view(n, 40).float()  # distinct keys
+        chosen, smallest = select_smallest(list(values.unbind(0)), k)
+        assert torch.equal(torch.stack(chosen).sort(dim=0).values, values.sort(dim=0).values[:k]), (n, k)
+        assert torch.equal(smallest, values.min(dim=0).values)
