@@ -137,7 +137,7 @@ def main() -> None:
     print(f"{'reference (skimage + sklearn)':<30} {t_ref * 1e3:9.2f} ms    1.0x")
     exact, ties = encoder_exactness(ref)
     print(
-        f"our encoder on the reference's own ab: soft targets within {exact:.1e} ({ties} tied pixels left out)"
+    print(f"our encoder on the reference's ab: soft targets within {exact:.1e} ({ties} ties left out)")
     )
 
     variants = [("ours, eager", False)] + ([] if args.no_compile else [("ours, torch.compile", True)])
