@@ -136,9 +136,7 @@ def main() -> None:
     ref = reference_pipeline(images, class_weights.numpy(), knn)
     print(f"{'reference (skimage + sklearn)':<30} {t_ref * 1e3:9.2f} ms    1.0x")
     exact, ties = encoder_exactness(ref)
-    print(
-    print(f"our encoder on the reference's ab: soft targets within {exact:.1e} ({ties} ties left out)")
-    )
+    print(print(f"our encoder on the reference's ab: soft targets within {exact:.1e} ({ties} ties left out)"))
 
     variants = [("ours, eager", False)] + ([] if args.no_compile else [("ours, torch.compile", True)])
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

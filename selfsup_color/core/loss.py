@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .bins import Q
-from .checks import check_image_batch
+from .checks import check_image_batch, compute_dtype
 from .encode import SoftTargets
 
 Reduction = Literal["batch", "mean", "sum", "none"]
@@ -72,8 +72,11 @@ def classification_loss(
     log_probs = torch.log_softmax(x, dim=1)
     if isinstance(targets, SoftTargets):
         expected = (logits.shape[0], targets.index.shape[1], *logits.shape[2:])
-        if tuple(targets.index.shape) != expected:
-            raise ValueError(f"sparse targets must have shape {expected}, got {tuple(targets.index.shape)}")
+        for name, part in (("index", targets.index), ("weight", targets.weight)):
+            if tuple(part.shape) != expected:
+                raise ValueError(
+                    f"sparse targets' {name} must have shape {expected}, got {tuple(part.shape)}"
+                )
         per_pixel = -(targets.weight.to(log_probs.dtype) * log_probs.gather(1, targets.index)).sum(1)
     else:
         if targets.shape != logits.shape:
@@ -95,5 +98,6 @@ def regression_loss(
     check_image_batch(pred_ab, "pred_ab", 2)
     if target_ab.shape != pred_ab.shape:
         raise ValueError(f"target_ab must have shape {tuple(pred_ab.shape)}, got {tuple(target_ab.shape)}")
-    per_pixel = 0.5 * (pred_ab.float() - target_ab.float()).square().sum(1)
+    dtype = torch.promote_types(compute_dtype(pred_ab), compute_dtype(target_ab))
+    per_pixel = 0.5 * (pred_ab.to(dtype) - target_ab.to(dtype)).square().sum(1)
     return _reduce(per_pixel, pixel_weight, nongray, reduction)

@@ -341,6 +341,8 @@ def test_errors(rng: torch.Generator) -> None:
     with pytest.raises(ValueError, match="sparse targets"):
         idx, wt = b.sparse.index[..., :-1], b.sparse.weight[..., :-1]
         classification_loss(b.logits, SoftTargets(idx, wt))
+    with pytest.raises(ValueError, match="weight must have shape"):
+        classification_loss(b.logits, SoftTargets(b.sparse.index, b.sparse.weight[:, :1]))
     with pytest.raises(ValueError, match="pixel_weight"):
         classification_loss(b.logits, b.sparse, b.pixel_weight[:, None])
     with pytest.raises(ValueError, match="pixel_weight"):
@@ -405,3 +407,8 @@ def test_rescale_weight_decay_makes_mean_equivalent_to_batch(rng: torch.Generato
         return theta.detach()
 
     close(adam_steps("mean", wd_mean), adam_steps("batch", wd), rtol=1e-8, atol=1e-10)
+
+
+def test_regression_keeps_float64(rng: torch.Generator) -> None:
+    pred = torch.randn(2, 2, 3, 3, generator=rng, dtype=torch.float64)
+    assert regression_loss(pred, torch.zeros_like(pred)).dtype == torch.float64
