@@ -9,16 +9,7 @@ from .core.color import lab_to_rgb, rgb_to_lab
 from .core.decode import DEFAULT_TEMPERATURE, annealed_mean, expected_ab, mode
 from .core.encode import SoftTargets, gaussian_weights, nearest_bin, soft_encode, soft_encode_sparse
 from .core.loss import classification_loss, regression_loss, rescale_weight_decay
-from .core.metrics import (
-    PSNR,
-    AuC,
-    Colourfulness,
-    RebalancedAuC,
-    auc,
-    colourfulness,
-    psnr,
-    rebalanced_auc,
-)
+from .core.metrics import auc, colourfulness, psnr, rebalanced_auc
 from .core.prior import (
     Prior,
     PriorEstimator,
@@ -32,6 +23,17 @@ from .core.rebalance import rebalance_weights
 from .core.targets import ColorizationTargets, TargetBuilder, prepare_batch
 
 __version__ = "0.1.0.dev0"
+
+_LAZY = {"AuC", "RebalancedAuC", "Colourfulness", "PSNR"}  # torchmetrics classes: slow to import
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from .core import metric_modules
+
+        return getattr(metric_modules, name)
+    raise AttributeError(f"module 'selfsup_color' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_TEMPERATURE",

@@ -7,11 +7,8 @@ import pytest
 import torch
 
 from selfsup_color.core.bins import Q, ab_bins
+from selfsup_color.core.metric_modules import PSNR, AuC, Colourfulness, RebalancedAuC
 from selfsup_color.core.metrics import (
-    PSNR,
-    AuC,
-    Colourfulness,
-    RebalancedAuC,
     ab_distance_histogram,
     auc,
     auc_from_histogram,
@@ -423,3 +420,9 @@ def test_metric_forward_returns_batch_value(rng) -> None:
     assert first.item() == pytest.approx(auc(*data[0]).item())
     metric(*data[1])
     assert metric.compute().item() == pytest.approx(auc(*cat(data[:2])).item())
+
+
+def test_metric_classes_load_lazily_from_the_package() -> None:
+    import selfsup_color
+
+    assert selfsup_color.AuC is AuC and selfsup_color.PSNR is PSNR

@@ -1,0 +1,136 @@
+"""torchmetrics ``Metric`` classes for the colorization metrics, for distributed accumulation.
+
+Each accumulates sums (a distance histogram, or per-image sums and counts) that reduce across
+processes by addition; see :mod:`selfsup_color.core.metrics` for the definitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import Module
+from torchmetrics import Metric
+
+from .metrics import (
+    MAX_THRESHOLD,
+    _check_data_range,
+    _check_prior,
+    _check_threshold,
+    _inverse_prior,
+    _rebalanced_histogram,
+    ab_distance_histogram,
+    auc_from_histogram,
+    colourfulness,
+    psnr,
+)
+
+__all__ = ["PSNR", "AuC", "Colourfulness", "RebalancedAuC"]
+
+
+class _Float64Metric(Metric):
+    """A metric whose float64 states (and ``_float64_attrs``) follow its device but not its dtype.
+
+    torchmetrics lets ``module.to(torch.bfloat16)`` (as in Lightning's "bf16-true") cast metric
+    states, which would silently stop counts growing past 256; these are sums, so they stay float64.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+    _float64_attrs: tuple[str, ...] = ()
+
+    def _apply(self, fn: Callable, exclude_state: Sequence[str] = "") -> Module:
+        device = fn(torch.zeros(1, device=self.device)).device
+        keep = [k for k, v in self._defaults.items() if v.dtype == torch.float64]
+        this = super()._apply(fn, exclude_state=(*exclude_state, *keep))
+        for key in keep:
+            this._defaults[key] = this._defaults[key].to(device)
+            setattr(this, key, getattr(this, key).to(device))
+        for key in self._float64_attrs:
+            if hasattr(this, key):
+                setattr(this, key, getattr(this, key).to(device))
+        return this
+
+
+class AuC(_Float64Metric):
+    """AuC over a data set, accumulating the :func:`ab_distance_histogram` of each update.
+
+    ``pred`` and ``target`` are ``N x 2 x H x W`` ab maps; ``compute()`` gives the float64 AuC.
+    """
+
+    hist: Tensor
+
+    def __init__(self, max_threshold: int = MAX_THRESHOLD, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _check_threshold(max_threshold)
+        self.max_threshold = max_threshold
+        zeros = torch.zeros(max_threshold + 2, dtype=torch.float64)
+        self.add_state("hist", default=zeros, dist_reduce_fx="sum")
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        self.hist += ab_distance_histogram(pred, target, None, self.max_threshold)
+
+    def compute(self) -> Tensor:
+        return auc_from_histogram(self.hist)
+
+
+class RebalancedAuC(AuC):
+    """Class-rebalanced AuC over a data set (see :func:`rebalanced_auc`).
+
+    The inverse-prior table is computed once from ``prior`` (``Q`` non-negative finite entries,
+    one positive at least) and moves with the metric's device; it is not part of the state dict.
+    """
+
+    _float64_attrs = ("bin_weights",)
+
+    def __init__(self, prior: Tensor, max_threshold: int = MAX_THRESHOLD, **kwargs: Any) -> None:
+        super().__init__(max_threshold, **kwargs)
+        _check_prior(prior)
+        p = prior.detach().to(device="cpu", dtype=torch.float64)
+        if not bool(torch.isfinite(p).all()) or bool((p < 0).any()) or not bool((p > 0).any()):
+            raise ValueError("prior must be finite, non-negative and positive somewhere")
+        self.bin_weights = _inverse_prior(p, self.device)
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        self.hist += _rebalanced_histogram(pred, target, self.bin_weights, self.max_threshold)
+
+
+class _MeanPerImage(_Float64Metric):
+    """Mean of a per-image score over a data set: float64 sum and int64 count, both summed."""
+
+    total: Tensor
+    count: Tensor
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+
+    def _add(self, scores: Tensor) -> None:
+        self.total += scores.to(torch.float64).sum()
+        self.count += scores.numel()
+
+    def compute(self) -> Tensor:
+        return self.total / self.count
+
+
+class Colourfulness(_MeanPerImage):
+    """Mean :func:`colourfulness` over the images of ``update(rgb)`` calls (float64)."""
+
+    def update(self, rgb: Tensor) -> None:
+        self._add(colourfulness(rgb))
+
+
+class PSNR(_MeanPerImage):
+    """Mean per-image :func:`psnr` over ``update(pred, target)`` calls (float64)."""
+
+    def __init__(self, data_range: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _check_data_range(data_range)
+        self.data_range = data_range
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        self._add(psnr(pred, target, self.data_range))
