@@ -11,6 +11,7 @@ Run: ``python -m experiments.benchmarks.targets [--batch 40 --size 176 --repeat 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections import defaultdict
 
@@ -106,8 +107,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=40)
     parser.add_argument("--size", type=int, default=176)
-    parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--reference-repeat", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of reference and ours")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of ours per round (median)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     parser.add_argument("--stages", action="store_true", help="also print the time of each stage")
     parser.add_argument(
@@ -132,27 +133,37 @@ def main() -> None:
     batch = torch.from_numpy(images).permute(0, 3, 1, 2)
 
     print(f"{args.data}: batch {args.batch} x {args.size} x {args.size} uint8; {describe_machine()}")
-    t_ref = time_call(lambda: reference_pipeline(images, class_weights.numpy(), knn), args.reference_repeat)
-    ref = reference_pipeline(images, class_weights.numpy(), knn)
-    print(f"{'reference (skimage + sklearn)':<30} {t_ref * 1e3:9.2f} ms    1.0x")
+    run_reference = lambda: reference_pipeline(images, class_weights.numpy(), knn)  # noqa: E731
+    ref = run_reference()
     exact, ties = encoder_exactness(ref)
-    print(print(f"our encoder on the reference's ab: soft targets within {exact:.1e} ({ties} ties left out)"))
+    print(f"our encoder on the reference's ab: soft targets within {exact:.1e} ({ties} ties left out)")
 
     variants = [("ours, eager", False)] + ([] if args.no_compile else [("ours, torch.compile", True)])
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    runs = []
     for device in devices:
         sync = torch.cuda.synchronize if device == "cuda" else None
         x = batch.to(device)
         for name, compiled in variants:
             builder = TargetBuilder(class_weights, compile=compiled).to(device)
-            t = time_call(lambda b=builder, x=x: b(x), args.repeat, warmup=2, sync=sync)
-            label = f"{name} ({device})"
-            print(f"{label:<30} {t * 1e3:9.2f} ms {t_ref / t:6.1f}x   |diff|: {compare(ref, builder(x))}")
-            if args.stages:
-                print(
-                    "    "
-                    + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in stage_times(builder, x, sync).items())
-                )
+            time_call(lambda b=builder, x=x: b(x), 1, warmup=2, sync=sync)  # compile and warm up
+            runs.append((f"{name} ({device})", builder, x, sync))
+
+    # Interleave the reference and ours, round by round, so that drifting machine speed hits both.
+    t_ref, times = [], {label: [] for label, *_ in runs}
+    for _ in range(args.rounds):
+        t_ref.append(time_call(run_reference, 1, warmup=0))
+        for label, builder, x, sync in runs:
+            times[label].append(time_call(lambda b=builder, x=x: b(x), args.repeat, warmup=0, sync=sync))
+    ref_ms = statistics.median(t_ref) * 1e3
+    print(f"{'reference (skimage + sklearn)':<30} {ref_ms:9.2f} ms    1.0x")
+    for label, builder, x, sync in runs:
+        ms = statistics.median(times[label]) * 1e3
+        ratio = statistics.median(r / t for r, t in zip(t_ref, times[label], strict=True))
+        print(f"{label:<30} {ms:9.2f} ms {ratio:6.1f}x   |diff|: {compare(ref, builder(x))}")
+        if args.stages:
+            stages = stage_times(builder, x, sync)
+            print("    " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in stages.items()))
 
 
 if __name__ == "__main__":

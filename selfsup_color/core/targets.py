@@ -70,12 +70,14 @@ def encoding_inputs(ab: Tensor, gray_threshold: float) -> tuple[Tensor, Tensor, 
     return a, b, cell_index(a, b), nongray
 
 
-def soft_targets(a: Tensor, b: Tensor, codes: Tensor, k: int, sigma: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Arithmetic stage: sparse soft targets (N x k x h x w index and weight) and the nearest bins."""
+def soft_targets(
+    a: Tensor, b: Tensor, codes: Tensor, class_weights: Tensor, k: int, sigma: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Selection stage: sparse soft targets (N x k x h x w index and weight) and pixel weights."""
     index, excess, nearest = select_bins(a, b, codes, k)
     shape = (k, *a.shape)
     weight = gaussian_weights(excess.view(shape), sigma, dim=0)
-    return index.view(shape).movedim(0, 1), weight.movedim(0, 1), nearest.view(a.shape)
+    return index.view(shape).movedim(0, 1), weight.movedim(0, 1), class_weights[nearest.view(a.shape)]
 
 
 class TargetBuilder(nn.Module):
@@ -123,10 +125,10 @@ class TargetBuilder(nn.Module):
         self, lightness: Tensor, ab: Tensor, a: Tensor, b: Tensor, cell: Tensor, nongray: Tensor
     ) -> ColorizationTargets:
         codes = self._run(gather_codes, cell, self.knn_codes)
-        index, weight, nearest = self._run(soft_targets, a, b, codes, self.k, self.sigma)
-        return ColorizationTargets(
-            lightness, ab, SoftTargets(index, weight), self.class_weights[nearest], nongray
+        index, weight, pixel_weight = self._run(
+            soft_targets, a, b, codes, self.class_weights, self.k, self.sigma
         )
+        return ColorizationTargets(lightness, ab, SoftTargets(index, weight), pixel_weight, nongray)
 
     def forward(self, rgb: Tensor) -> ColorizationTargets:
         """Targets for an N x 3 x H x W batch: uint8, or float in [0, 1] (checked)."""
