@@ -129,21 +129,43 @@ def _box_distances(low: Tensor, centres: Tensor) -> tuple[Tensor, Tensor]:
     return nearest.norm(dim=-1), farthest.norm(dim=-1)
 
 
+def _dominated(low: Tensor, candidates: Tensor, centres: Tensor, k: int) -> Tensor:
+    """C x M: candidates that at least k other candidates beat everywhere in the cell.
+
+    Bin i beats j over a whole (convex) cell when it is strictly closer at its four corners, since
+    the sign of d(p, i)^2 - d(p, j)^2 is linear in p. A bin that is ever among the k nearest has all
+    the bins that beat it among the candidates too, so counting candidates suffices.
+    """
+    corners = low[:, None, :] + torch.tensor(
+        [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=low.dtype
+    )
+    padded = torch.cat([centres, torch.full((1, 2), 1e6, dtype=centres.dtype)])
+    d2 = (corners[:, :, None, :] - padded[candidates][:, None, :, :]).square().sum(-1)  # C x 4 x M
+    beats = (d2[:, :, :, None] < d2[:, :, None, :]).all(dim=1)  # C x M (i) x M (j)
+    return beats.sum(dim=1) >= k
+
+
 @functools.lru_cache(maxsize=8)
 def candidate_table(k: int) -> Tensor:
-    """``TABLE_CELLS**2 x M`` int64 candidate bins per cell (row-major a, b), index-sorted, Q-padded."""
+    """``TABLE_CELLS**2 x M`` int64 candidate bins per cell (row-major a, b), index-sorted, Q-padded.
+
+    A bin is a candidate when its smallest distance to the cell is at most the k-th smallest largest
+    distance from the cell to any bin, and fewer than k other candidates beat it over the whole cell.
+    """
     centres = ab_bins(dtype=torch.float64)
     edges = TABLE_LOW + torch.arange(TABLE_CELLS, dtype=torch.float64)
     chunks = []
-    for low in torch.cartesian_prod(edges, edges).split(8192):
+    for low in torch.cartesian_prod(edges, edges).split(4096):
         nearest, farthest = _box_distances(low, centres)
         bound = farthest.kthvalue(k, dim=1).values + 1e-9
-        member = nearest <= bound[:, None]
         # Non-candidates become Q (the padding index), which sorts last.
-        chunks.append(torch.where(member, torch.arange(Q), Q).sort(dim=1).values)
-    table = torch.cat(chunks)
-    width = int((table < Q).sum(dim=1).max())
-    return table[:, :width].contiguous()
+        rows = torch.where(nearest <= bound[:, None], torch.arange(Q), Q).sort(dim=1).values
+        rows = rows[:, : int((rows < Q).sum(dim=1).max())]
+        rows = torch.where(_dominated(low, rows, centres, k), Q, rows).sort(dim=1).values
+        chunks.append(rows)
+    width = max(int((rows < Q).sum(dim=1).max()) for rows in chunks)
+    padded = [torch.nn.functional.pad(rows, (0, max(0, width - rows.shape[1])), value=Q) for rows in chunks]
+    return torch.cat([rows[:, :width] for rows in padded]).contiguous()
 
 
 # A candidate code packs the bin index and the bin's lattice coordinates (a / GRID, b / GRID), each
@@ -180,8 +202,16 @@ def cell_index(a: Tensor, b: Tensor) -> Tensor:
 
 
 def gather_codes(cell: Tensor, codes: Tensor) -> Tensor:
-    """Packed codes of each point's candidates, M x P (one contiguous row per candidate slot)."""
-    return codes[cell.reshape(-1)].t().contiguous()
+    """Packed codes of each point's candidates, P x M (one table row per point: a cheap gather)."""
+    return codes[cell.reshape(-1)]
+
+
+def candidate_major(codes: Tensor) -> Tensor:
+    """P x M -> M x P, so that :func:`select_bins` reads each slot contiguously (vectorises).
+
+    A stage of its own: fused with the gather, the transposed gather costs several times more.
+    """
+    return codes.t().contiguous()
 
 
 def _decode(code: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -191,27 +221,24 @@ def _decode(code: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return code >> (2 * _COORD_BITS), a.float() * GRID, b.float() * GRID
 
 
-def _key_code(key: Tensor) -> Tensor:
-    return (key.view(torch.int64) & _CODE_MASK).int()
-
-
 def select_bins(a: Tensor, b: Tensor, codes: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     """From candidate codes (M x P) to the k nearest bins: arithmetic only, no gather.
 
     Returns ``(index, excess, nearest)``: k x P int64 bins (no particular order), k x P float32
     squared distances minus the nearest's, and the P nearest bins. A key is the float32 squared
     distance widened to float64 (exactly, leaving 29 zero mantissa bits) with the 23-bit code in its
-    lowest bits: keys order exactly as float32 distances, ties going to the lower bin index.
+    lowest bits: keys order exactly as float32 distances, ties going to the lower bin index, and
+    rounding a key back to float32 gives its distance exactly.
     """
     a, b = a.reshape(1, -1), b.reshape(1, -1)
     _, centre_a, centre_b = _decode(codes)
     dist2 = (a - centre_a).square() + (b - centre_b).square()
     keys = (dist2.double().view(torch.int64) | codes.long()).view(torch.float64)
     chosen, nearest = select_smallest(list(keys.unbind(0)), k)
-    index, chosen_a, chosen_b = _decode(_key_code(torch.stack(chosen)))
-    near, near_a, near_b = _decode(_key_code(nearest))
-    excess = (a - chosen_a).square() + (b - chosen_b).square() - (a - near_a).square() - (b - near_b).square()
-    return index.long(), excess, near.long().reshape(-1)
+    chosen_keys = torch.stack(chosen)
+    index = (chosen_keys.view(torch.int64) & _CODE_MASK) >> (2 * _COORD_BITS)
+    near = (nearest.view(torch.int64) & _CODE_MASK) >> (2 * _COORD_BITS)
+    return index, chosen_keys.float() - nearest.float(), near.reshape(-1)
 
 
 def table_search(a: Tensor, b: Tensor, codes: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -219,7 +246,7 @@ def table_search(a: Tensor, b: Tensor, codes: Tensor, k: int) -> tuple[Tensor, T
 
     See :func:`select_bins` for the outputs; ``codes`` is :func:`candidate_codes` for this k.
     """
-    index, excess, nearest = select_bins(a, b, gather_codes(cell_index(a, b), codes), k)
+    index, excess, nearest = select_bins(a, b, candidate_major(gather_codes(cell_index(a, b), codes)), k)
     shape = (k, *a.shape)
     return index.view(shape), excess.view(shape), nearest.view(a.shape)
 

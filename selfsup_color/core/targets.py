@@ -19,7 +19,7 @@ from .bins import Q
 from .checks import check_image_batch, check_range
 from .color import XYZ_FROM_RGB, lab_compand, linear_rgb_to_lab, rgb_to_lab, srgb_to_linear
 from .encode import DEFAULT_K, DEFAULT_SIGMA, SoftTargets, gaussian_weights
-from .knn import candidate_codes, cell_index, gather_codes, select_bins
+from .knn import candidate_codes, candidate_major, cell_index, gather_codes, select_bins
 
 DEFAULT_STRIDE = 4
 """Output resolution of the network relative to its input."""
@@ -124,7 +124,7 @@ class TargetBuilder(nn.Module):
     def _encode(
         self, lightness: Tensor, ab: Tensor, a: Tensor, b: Tensor, cell: Tensor, nongray: Tensor
     ) -> ColorizationTargets:
-        codes = self._run(gather_codes, cell, self.knn_codes)
+        codes = self._run(candidate_major, self._run(gather_codes, cell, self.knn_codes))
         index, weight, pixel_weight = self._run(
             soft_targets, a, b, codes, self.class_weights, self.k, self.sigma
         )
