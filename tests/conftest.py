@@ -44,3 +44,28 @@ def reference_prior(reference_dir: Path) -> torch.Tensor:
 def rng() -> torch.Generator:
     """A seeded torch generator for reproducible random tests."""
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def cbsd68_crops() -> torch.Tensor:
+    """The first 8 CBSD68 photos (lossless PNG), centre-cropped to 176 x 176: N x 3 x H x W uint8.
+
+    Read straight from ``shared/data/cbsd68.tar`` in memory; skips when the archive is absent.
+    """
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    root = shared_dir()
+    archive = root / "data" / "cbsd68.tar" if root else None
+    if archive is None or not archive.is_file():
+        pytest.skip("CBSD68 not found: set SELFSUP_COLOR_SHARED to the folder holding data/cbsd68.tar")
+    crops = []
+    with tarfile.open(archive) as tar:
+        names = sorted(n for n in tar.getnames() if n.endswith(".png"))[:8]
+        for name in names:
+            image = np.asarray(Image.open(io.BytesIO(tar.extractfile(name).read())).convert("RGB"))
+            top, left = (image.shape[0] - 176) // 2, (image.shape[1] - 176) // 2
+            crops.append(image[top : top + 176, left : left + 176])
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)

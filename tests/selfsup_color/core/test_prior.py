@@ -393,3 +393,17 @@ def test_ddp_all_reduce_equals_single_process(tmp_path: Path) -> None:
         assert torch.equal(reduced.counts, single.counts)
         assert (reduced.n_images, reduced.n_pixels, reduced.n_gray_skipped) == (6, 6 * 36, 2)
         assert torch.equal(reduced.prior(), single.prior())
+
+
+def test_prior_of_real_photos_matches_skimage_histogram(cbsd68_crops: torch.Tensor) -> None:
+    """CBSD68: the counted prior equals a histogram of scikit-image's ab, up to bisector flips."""
+    from skimage import color
+
+    record = estimate_prior([cbsd68_crops[:4], cbsd68_crops[4:]], source="cbsd68")
+    assert record.n_images == 8 and record.n_pixels == 8 * 44 * 44
+    lab = np.stack([color.rgb2lab(im) for im in cbsd68_crops.permute(0, 2, 3, 1).numpy()])
+    expected = np.bincount(numpy_nearest(lab[:, ::4, ::4, 1:].reshape(-1, 2)), minlength=Q)
+    counts = record.counts.numpy()
+    # float32 vs float64 ab (|diff| < 1e-3) may move a pixel lying on a bisector to the next bin.
+    assert np.abs(counts - expected).sum() <= 2e-3 * counts.sum()
+    assert np.allclose(record.prior.numpy(), numpy_smooth(expected / expected.sum(), 5.0), atol=1e-3)

@@ -106,3 +106,17 @@ def test_bad_input_raises() -> None:
         builder(torch.full((1, 3, 8, 8), float("nan")))
     with pytest.raises(ValueError, match="class_weights"):
         TargetBuilder(torch.ones(5))
+
+
+def test_real_lossless_photos_match_the_reference_pipeline(cbsd68_crops: torch.Tensor) -> None:
+    """CBSD68 crops: L, ab and soft targets against scikit-image plus a brute-force encoder."""
+    out = TargetBuilder(compile=False)(cbsd68_crops)
+    lab = skimage_lab(cbsd68_crops)
+    assert np.abs(out.lightness[:, 0].numpy() - lab[:, 0]).max() < 1e-3
+    ab = lab[:, 1:, ::4, ::4]
+    assert np.abs(out.ab.numpy() - ab).max() < 1e-3
+    points = to_points(torch.from_numpy(ab))
+    ties = near_ties(points, BINS, 10, tol=0.5)
+    diff = np.abs(dense_points(out.targets.to_dense()) - brute_force_soft_encode(points, BINS))
+    assert ties.mean() < 0.05 and diff[~ties].max() < 1e-4
+    assert out.nongray.all()
