@@ -1,18 +1,17 @@
 """Exact k-nearest-bin search over the Q ab bins, built from plain tensor ops for any device.
 
 The ab plane is cut into unit cells over [-128, 128)^2 (every sRGB colour lies inside). For each cell a
-table lists the only bins that can be among the k nearest of a point inside it: bin j qualifies when its
-smallest distance to the cell is at most the k-th smallest *largest* distance from the cell to any bin
-(at least k bins are always that close). At most ``M`` (16 for k = 10) candidates per cell, padded with
-a far sentinel, sorted by bin index.
+table lists the only bins that can be among the k nearest of a point inside it (at most 14 for k = 10,
+see :func:`candidate_table`), padded with a far sentinel, as packed codes: bin index and
+lattice coordinates in 23 bits.
 
-A query runs in two stages that each fuse well under ``torch.compile``: gather the packed codes of the
-point's candidates (bin index and lattice coordinates in 23 bits), then, with arithmetic alone, decode
-their centres, compute float64 squared distances and select the k smallest with a pruned min/max
-network (vectorisable, no sort). A selection key is the float64 squared distance with its 23 lowest
-mantissa bits replaced by the code, so keys are unique and carry their bin: distances that agree to
-2^-29 go to the lower bin index, as a stable brute-force sort does for exact ties. Points outside
-the table (far outside the gamut) fall back to a brute-force float64 search.
+A query runs in stages that each fuse well under ``torch.compile``: find the cell, gather its row of
+codes, transpose to one contiguous row per candidate slot, then with arithmetic alone compute float32
+squared distances and select the k smallest with a pruned min/max network (no sort). A selection key
+is the distance widened to float64, exactly, with the code in its low mantissa bits: keys are unique,
+order exactly as the float32 distances, carry their bin, and round back to the distance. Exact ties
+go to the lower bin index, as a stable brute-force sort does. Points outside the table (far outside
+the gamut) fall back to a brute-force float64 search.
 """
 
 from __future__ import annotations
@@ -175,16 +174,16 @@ _COORD_OFFSET = 64
 _COORD_MASK = (1 << _COORD_BITS) - 1
 _CODE_BITS = 23
 _CODE_MASK = (1 << _CODE_BITS) - 1
-_SENTINEL_CODE = (Q << (2 * _COORD_BITS)) | (_COORD_MASK << _COORD_BITS) | _COORD_MASK  # at (630, 630)
 
 
+@functools.lru_cache(maxsize=16)
 def candidate_codes(k: int, device: torch.device | None = None) -> Tensor:
-    """The candidate table as packed int32 codes (C x M), sentinel-padded, on ``device``."""
-    return _candidate_codes(k).to(device)
+    """The candidate table as packed int32 codes (C x M), padded with a sentinel at (630, 630).
 
-
-@functools.lru_cache(maxsize=8)
-def _candidate_codes(k: int) -> Tensor:
+    Cached per ``(k, device)``, so repeated calls do not copy it to the device again.
+    """
+    if device is not None and torch.device(device).type != "cpu":
+        return candidate_codes(k).to(device)
     bins = candidate_table(k)
     centres = torch.cat(
         [ab_bins(dtype=torch.float64), torch.full((1, 2), float(_COORD_MASK - _COORD_OFFSET) * GRID)]
