@@ -9,6 +9,7 @@ and the non-gray mask. All of it is tensor ops with no host sync: it runs wherev
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -118,7 +119,20 @@ class TargetBuilder(nn.Module):
         if not self.compile_stages:
             return stage(*args)
         if stage not in self._compiled:
-            self._compiled[stage] = torch.compile(stage, dynamic=False)
+            compiled = torch.compile(stage, dynamic=False)
+            try:
+                result = compiled(*args)
+            except Exception as error:  # no C++ compiler, unsupported platform, ...: keep training
+                warnings.warn(
+                    f"torch.compile failed for target stage {stage.__name__} ({type(error).__name__}: "
+                    f"{error}); running TargetBuilder stages eagerly instead",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                self.compile_stages = False
+                return stage(*args)
+            self._compiled[stage] = compiled
+            return result
         return self._compiled[stage](*args)
 
     def _encode(

@@ -120,3 +120,19 @@ def test_real_lossless_photos_match_the_reference_pipeline(cbsd68_crops: torch.T
     diff = np.abs(dense_points(out.targets.to_dense()) - brute_force_soft_encode(points, BINS))
     assert ties.mean() < 0.05 and diff[~ties].max() < 1e-4
     assert out.nongray.all()
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_compile(fn: object, **kwargs: object) -> object:
+        def run(*args: object) -> object:
+            raise RuntimeError("no C++ compiler")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    x = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)
+    builder = TargetBuilder(compile=True)
+    with pytest.warns(RuntimeWarning, match="running TargetBuilder stages eagerly"):
+        out = builder(x)
+    assert not builder.compile_stages
+    assert torch.equal(out.targets.index, TargetBuilder()(x).targets.index)
