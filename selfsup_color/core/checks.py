@@ -26,6 +26,14 @@ def check_floating(x: Tensor, name: str) -> None:
         )
 
 
+def check_float_batch(x: Tensor, name: str, channels: int, finite: bool = False) -> None:
+    """Raise unless ``x`` is a floating ``N x channels x H x W`` tensor (and, if ``finite``, finite)."""
+    check_image_batch(x, name, channels)
+    check_floating(x, name)
+    if finite:
+        check_finite(x, name)
+
+
 def check_finite(x: Tensor, name: str) -> None:
     """Raise if ``x`` holds NaN or infinity (one device reduction, one host sync)."""
     if not bool(torch.isfinite(x).all()):

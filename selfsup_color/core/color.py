@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .checks import check_floating, check_image_batch, check_range, compute_dtype
+from .checks import check_float_batch, check_range, compute_dtype
 
 # sRGB primaries -> XYZ (D65, 2 degree observer), the same matrix as scikit-image.
 XYZ_FROM_RGB: tuple[tuple[float, ...], ...] = (
@@ -102,8 +102,7 @@ def rgb_to_lab(rgb: Tensor, check: bool = True) -> Tensor:
     Half-precision inputs are computed in float32 and returned in their own dtype. With
     ``check`` (the default) NaN or values outside [0, 1] raise a ``ValueError``.
     """
-    check_image_batch(rgb, "rgb", 3)
-    check_floating(rgb, "rgb")
+    check_float_batch(rgb, "rgb", 3)
     if check:
         check_range(rgb, "rgb", 0.0, 1.0)
     x = rgb.to(compute_dtype(rgb))
@@ -116,8 +115,7 @@ def lab_to_rgb(lab: Tensor, check: bool = True) -> Tensor:
     Like scikit-image, negative Z is clipped to 0 before the XYZ -> RGB step and the result is
     clipped to [0, 1]. With ``check`` NaN or infinite input raises a ``ValueError``.
     """
-    check_image_batch(lab, "lab", 3)
-    check_floating(lab, "lab")
+    check_float_batch(lab, "lab", 3)
     if check:
         check_range(lab, "lab", -float("inf"), float("inf"))
     x = lab.to(compute_dtype(lab))

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .bins import Q
-from .checks import check_finite, check_floating, check_image_batch
+from .checks import check_float_batch
 from .knn import knn_bins
 
 DEFAULT_K = 10
@@ -56,10 +56,7 @@ def soft_encode_sparse(
     Exact for any finite ab, including values far outside the gamut. ``check`` raises on NaN or
     infinity (one host sync); float16 and bfloat16 inputs are computed in float32.
     """
-    check_image_batch(ab, "ab", 2)
-    check_floating(ab, "ab")
-    if check:
-        check_finite(ab, "ab")
+    check_float_batch(ab, "ab", 2, finite=check)
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
     index, excess, _ = knn_bins(ab, k)
@@ -73,8 +70,5 @@ def soft_encode(ab: Tensor, k: int = DEFAULT_K, sigma: float = DEFAULT_SIGMA, ch
 
 def nearest_bin(ab: Tensor, check: bool = True) -> Tensor:
     """Index of the nearest bin centre per pixel of an N x 2 x H x W ab map (N x H x W, int64)."""
-    check_image_batch(ab, "ab", 2)
-    check_floating(ab, "ab")
-    if check:
-        check_finite(ab, "ab")
+    check_float_batch(ab, "ab", 2, finite=check)
     return knn_bins(ab, 1)[2]

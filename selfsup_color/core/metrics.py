@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .bins import Q
-from .checks import check_floating, check_image_batch, compute_dtype
+from .checks import check_float_batch, compute_dtype
 from .encode import nearest_bin
 
 __all__ = [
@@ -41,8 +41,7 @@ _MSE_FLOOR = 1e-10  # relative to data_range**2: identical images score 100 dB
 def _check_pair(pred: Tensor, true: Tensor, names: tuple[str, str], channels: int) -> torch.dtype:
     """Check two ``N x channels x H x W`` float batches of one shape; return the compute dtype."""
     for x, name in zip((pred, true), names, strict=True):
-        check_image_batch(x, name, channels)
-        check_floating(x, name)
+        check_float_batch(x, name, channels)
     if pred.shape != true.shape:
         raise ValueError(
             f"{names[0]} and {names[1]} must have the same shape, "
@@ -158,8 +157,7 @@ def colourfulness(rgb: Tensor) -> Tensor:
     using the population standard deviation (ddof = 0). Gray images score 0. Returns shape N,
     float32 for half-precision input, else the input dtype.
     """
-    check_image_batch(rgb, "rgb", 3)
-    check_floating(rgb, "rgb")
+    check_float_batch(rgb, "rgb", 3)
     r, g, b = (rgb.to(compute_dtype(rgb)) * 255.0).unbind(1)
     rg = r - g
     yb = 0.5 * (r + g) - b

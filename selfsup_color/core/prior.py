@@ -31,7 +31,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from .bins import Q, ab_bins
-from .checks import check_finite, check_floating, check_image_batch
+from .checks import check_finite, check_float_batch, check_floating, check_image_batch
 from .color import rgb_to_lab
 from .encode import nearest_bin
 
@@ -302,8 +302,7 @@ class PriorEstimator:
 
     def update_ab(self, ab: Tensor) -> None:
         """Count every ``stride``-th pixel of ``N x 2 x H x W`` float ab maps (Lab units)."""
-        check_image_batch(ab, "ab", 2)
-        check_floating(ab, "ab")
+        check_float_batch(ab, "ab", 2)
         self._count(ab[..., :: self.stride, :: self.stride])
 
     def update_rgb(self, rgb: Tensor) -> None:
