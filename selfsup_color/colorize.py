@@ -1,0 +1,201 @@
+"""Colorize grayscale or colour photos with a trained network (inference only).
+
+The network sees only the lightness; its ab prediction (at 1/4 resolution) is decoded by the
+annealed mean and upsampled, then recombined with the *original full-resolution* L, as in
+Zhang et al. Networks take L in [0, 100] and normalise it themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+from torch import Tensor
+
+from .core.bins import Q
+from .core.checks import check_float_batch, check_image_batch
+from .core.color import lab_to_rgb, rgb_to_lab
+from .core.decode import DEFAULT_TEMPERATURE, annealed_mean
+from .viz import save_png, to_uint8
+
+MULTIPLE = 8
+"""Network inputs are made a multiple of this many pixels on each side (the reference net's stride)."""
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+"""File endings (lower case) that :func:`expand_inputs` picks up inside folders."""
+
+Net = Callable[[Tensor], Tensor]
+
+
+def process_shape(height: int, width: int, process_size: int) -> tuple[int, int]:
+    """The network input size for ``process_size``: shorter side ~ process_size, both multiples of 8.
+
+    The image is scaled so its shorter side is ``process_size``, then each side is rounded to the
+    nearest multiple of :data:`MULTIPLE` (halves up, at least one multiple), so the aspect ratio is kept
+    within rounding and the shorter side may end up a few pixels off ``process_size``.
+    """
+    scale = process_size / min(height, width)
+
+    def fit(side: int) -> int:
+        return max(MULTIPLE, int(side * scale / MULTIPLE + 0.5) * MULTIPLE)
+
+    return fit(height), fit(width)
+
+
+def _check_process_size(process_size: int | None) -> None:
+    if process_size is not None and (
+        isinstance(process_size, bool) or not isinstance(process_size, int) or process_size < 1
+    ):
+        raise ValueError(f"process_size must be a positive integer or None, got {process_size!r}")
+
+
+def _predict_ab(net: Net, x: Tensor, temperature: float) -> Tensor:
+    """ab at the net's output resolution: the annealed mean of Q logits, or a regression net's 2 channels."""
+    out = net(x)
+    if isinstance(out, Tensor) and out.dim() == 4 and out.shape[0] == x.shape[0]:
+        if out.shape[1] == Q:
+            return annealed_mean(out, temperature)
+        if out.shape[1] == 2:
+            return out.float()
+    got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+    raise ValueError(
+        f"net must map L of shape {tuple(x.shape)} to N x {Q} x h x w logits (or N x 2 x h x w ab), got {got}"
+    )
+
+
+def colorize_lightness(
+    net: Net,
+    lightness: Tensor,
+    temperature: float = DEFAULT_TEMPERATURE,
+    process_size: int | None = None,
+) -> Tensor:
+    """Predicted ab (``N x 2 x H x W``) for ``N x 1 x H x W`` lightness (L in [0, 100]).
+
+    With ``process_size`` the net sees L resized (bilinear, antialiased) to :func:`process_shape`;
+    without, L is padded by reflection (replication for sides under 8 px) up to multiples of 8 and
+    the prediction cropped back. Logits are decoded by the annealed mean at ``temperature`` (a net
+    with 2 output channels predicts ab directly) and upsampled bilinearly to H x W. Runs under ``torch.no_grad``; it does not call ``net.eval()``:
+    putting the net in eval mode (and on the device of ``lightness``) is the caller's job.
+    """
+    check_float_batch(lightness, "lightness", 1, finite=True)
+    _check_process_size(process_size)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    height, width = lightness.shape[-2:]
+    with torch.no_grad():
+        if process_size is not None:
+            size = process_shape(height, width, process_size)
+            x = F.interpolate(lightness, size=size, mode="bilinear", align_corners=False, antialias=True)
+        else:
+            pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            x = F.pad(lightness, (0, pad_w, 0, pad_h), mode=mode)
+        ab = _predict_ab(net, x, temperature)
+        # resized input: ab covers the whole image; padded input: upsample to the padded size, crop
+        out_size = (height, width) if process_size is not None else tuple(x.shape[-2:])
+        ab = F.interpolate(ab, size=out_size, mode="bilinear", align_corners=False)
+        return ab[..., :height, :width]
+
+
+def colorize_rgb(
+    net: Net,
+    rgb: Tensor,
+    temperature: float = DEFAULT_TEMPERATURE,
+    process_size: int | None = None,
+) -> Tensor:
+    """Colorized ``N x 3 x H x W`` sRGB in [0, 1] from uint8 or float (in [0, 1]) ``rgb``.
+
+    Only the lightness of ``rgb`` is used: the result combines the original full-resolution L with
+    the predicted ab (see :func:`colorize_lightness`), converted to sRGB and clamped.
+    """
+    check_image_batch(rgb, "rgb", 3)
+    image = rgb.float() / 255 if rgb.dtype == torch.uint8 else rgb
+    with torch.no_grad():
+        lightness = rgb_to_lab(image)[:, :1]
+        ab = colorize_lightness(net, lightness, temperature, process_size)
+        return lab_to_rgb(torch.cat((lightness, ab.to(lightness.dtype)), dim=1)).clamp(0.0, 1.0)
+
+
+def _read_rgb(path: Path) -> np.ndarray | None:
+    """The image at ``path`` as H x W x 3 uint8 (EXIF orientation applied), or None with a warning."""
+    try:
+        with Image.open(path) as im:
+            return np.array(ImageOps.exif_transpose(im).convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        warnings.warn(f"skipping {path}: cannot read it as an image ({e})", stacklevel=3)
+        return None
+
+
+def _output_paths(paths: Sequence[Path], out_dir: Path, suffix: str) -> list[Path]:
+    """``out_dir / <stem><suffix>.png`` for each input; raises if two coincide or one is an input."""
+    outputs = [Path(out_dir) / f"{Path(p).stem}{suffix}.png" for p in paths]
+    seen: dict[Path, Path] = {}
+    inputs = {Path(p).resolve() for p in paths}
+    for src, out in zip(paths, outputs, strict=True):
+        key = out.resolve()
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {src} would both be written to {out}; colorize them apart")
+        if key in inputs:
+            raise ValueError(f"writing {out} would overwrite an input; choose another out_dir or suffix")
+        seen[key] = Path(src)
+    return outputs
+
+
+def colorize_files(
+    net: Net,
+    paths: Sequence[Path],
+    out_dir: Path,
+    temperature: float = DEFAULT_TEMPERATURE,
+    process_size: int | None = 256,
+    suffix: str = "_color",
+    device: torch.device | str = "cpu",
+) -> list[Path]:
+    """Colorize image files one at a time at full resolution; write ``<stem><suffix>.png`` into out_dir.
+
+    Files are read with Pillow (EXIF orientation applied, converted to RGB: colour inputs are
+    re-colorized from their lightness). A file that cannot be read is skipped with a warning naming
+    it. Tensors go to ``device``; ``net`` must already be there, in eval mode. Returns the written
+    paths, in input order.
+    """
+    _check_process_size(process_size)
+    outputs = _output_paths(paths, out_dir, suffix)
+    written = []
+    for path, out in zip(paths, outputs, strict=True):
+        pixels = _read_rgb(Path(path))
+        if pixels is None:
+            continue
+        rgb = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).to(device)
+        colour = colorize_rgb(net, rgb, temperature, process_size)
+        written.append(save_png(to_uint8(colour[0]), out))
+    return written
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[Path]:
+    """Image files named by ``inputs``: files as given, folders searched recursively, sorted, unique.
+
+    Inside folders only :data:`IMAGE_EXTENSIONS` count (any case); a file named explicitly is kept
+    whatever its ending. A missing path raises ``FileNotFoundError``; finding no file ``ValueError``.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    found: set[Path] = set()
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found.update(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        elif path.exists():
+            found.add(path)
+        else:
+            raise FileNotFoundError(f"input not found: {path}")
+    if not found:
+        names = ", ".join(str(i) for i in inputs) or "(no inputs given)"
+        raise ValueError(
+            f"no image files found in {names} (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})"
+        )
+    return sorted(found)
