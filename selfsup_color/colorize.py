@@ -80,8 +80,9 @@ def colorize_lightness(
     With ``process_size`` the net sees L resized (bilinear, antialiased) to :func:`process_shape`;
     without, L is padded by reflection (replication for sides under 8 px) up to multiples of 8 and
     the prediction cropped back. Logits are decoded by the annealed mean at ``temperature`` (a net
-    with 2 output channels predicts ab directly) and upsampled bilinearly to H x W. Runs under ``torch.no_grad``; it does not call ``net.eval()``:
-    putting the net in eval mode (and on the device of ``lightness``) is the caller's job.
+    with 2 output channels predicts ab directly) and upsampled bilinearly to H x W. Runs under
+    ``torch.no_grad``; it does not call ``net.eval()``: putting the net in eval mode (and on the
+    device of ``lightness``) is the caller's job.
     """
     check_float_batch(lightness, "lightness", 1, finite=True)
     _check_process_size(process_size)

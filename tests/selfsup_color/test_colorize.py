@@ -210,7 +210,9 @@ def test_expand_inputs_errors(tmp_path: Path) -> None:
 def test_two_channel_nets_predict_ab_directly() -> None:
     """Regression nets (the L2 baseline) return ab itself: no annealed mean, just the upsampling."""
     ab = torch.tensor([12.0, -30.0])
-    out = colorize_lightness(lambda x: ab.view(1, 2, 1, 1).expand(x.shape[0], 2, x.shape[2] // 4, x.shape[3] // 4),
-                             torch.full((2, 1, 24, 40), 60.0))
+    out = colorize_lightness(
+        lambda x: ab.view(1, 2, 1, 1).expand(x.shape[0], 2, x.shape[2] // 4, x.shape[3] // 4),
+        torch.full((2, 1, 24, 40), 60.0),
+    )
     assert out.shape == (2, 2, 24, 40)
     assert torch.allclose(out, ab.view(1, 2, 1, 1).expand_as(out))

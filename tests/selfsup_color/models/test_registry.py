@@ -11,7 +11,13 @@ from selfsup_color.models import ARCHITECTURES, ECCV16, FeatureEncoder, TimmColo
 
 def test_registry_names_the_architectures() -> None:
     assert ARCHITECTURES == {"eccv16": ECCV16, "timm": TimmColorizer}
-    assert models.architecture_options("timm") == ("backbone", "output_stride", "head_channels", "init", "num_outputs")
+    assert models.architecture_options("timm") == (
+        "backbone",
+        "output_stride",
+        "head_channels",
+        "init",
+        "num_outputs",
+    )
     assert models.architecture_options("eccv16") == ("width", "init", "num_outputs")
 
 
@@ -38,7 +44,9 @@ def test_public_names_are_exported() -> None:
         assert hasattr(models, name), name
 
 
-@pytest.mark.parametrize(("arch", "options"), [("eccv16", {"width": 0.125}), ("timm", {"backbone": "resnet18"})])
+@pytest.mark.parametrize(
+    ("arch", "options"), [("eccv16", {"width": 0.125}), ("timm", {"backbone": "resnet18"})]
+)
 def test_num_outputs_two_gives_regression_nets(arch: str, options: dict) -> None:
     """The L2 baseline predicts ab directly: 2 channels at 1/4 resolution instead of Q logits."""
     net = build_model(arch, num_outputs=2, **options)

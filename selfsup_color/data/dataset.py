@@ -1,0 +1,110 @@
+"""The dataset of image crops and its collate function.
+
+Workers only decode and crop: an item is a crop x crop x 3 uint8 tensor, and all colour maths runs
+on the device afterwards. A file that cannot be read gives None (with one warning per file and
+process), and :func:`collate_images` drops it and counts it in the batch's ``skipped``.
+
+Randomness. The crop and flip of item ``index`` in epoch ``epoch`` come from
+``random.Random(f"{seed}:{epoch}:{index}")``, a Mersenne Twister seeded with the string's SHA-512,
+the same on every platform and run. So an item gets the same crop whatever the number of workers,
+the order of the items or the DDP rank that reads it. (Seeding a NumPy generator instead costs about
+0.2 ms per image in a decoding loop, 5% of the loading time.)
+
+Epochs. The epoch lives in shared memory, so :meth:`ImageFiles.set_epoch` in the main process
+reaches workers that already run (``persistent_workers``). Call it before iterating, as for a
+``DistributedSampler``; :class:`~selfsup_color.data.sampling.EpochSampler` does it for you.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from collections.abc import Sequence
+from os import PathLike
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .crops import check_sizes
+from .decode import read_crop
+from .packed import PackedPaths
+
+
+class UnreadableImageWarning(UserWarning):
+    """A file was skipped because it could not be decoded (corrupt, truncated, not an image...)."""
+
+
+class ImageFiles(Dataset[Tensor | None]):
+    """Crops of image files: random (``train``) or centred, as crop x crop x 3 uint8 tensors.
+
+    Each image is resized (shorter side to ``resize``) and cropped as described in
+    :mod:`selfsup_color.data.crops`; only the crop's box is resampled.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[str | PathLike[str]],
+        resize: int = 256,
+        crop: int = 176,
+        train: bool = True,
+        seed: int = 0,
+    ) -> None:
+        check_sizes(resize, crop)
+        if not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.files = PackedPaths(files)
+        self.resize, self.crop, self.train, self.seed = resize, crop, train, seed
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._broken: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use ``epoch``'s crops from now on, in this process and in its DataLoader workers."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self._epoch.fill_(epoch)
+
+    def rng(self, index: int) -> random.Random:
+        """The generator of item ``index``'s crop and flip in the current epoch."""
+        return random.Random(f"{self.seed}:{self.epoch}:{index}")
+
+    def __getitem__(self, index: int) -> Tensor | None:
+        if index in self._broken:
+            return None
+        path = self.files[index]
+        try:
+            image = read_crop(path, self.resize, self.crop, self.rng(index) if self.train else None)
+        except Exception as error:  # any decoder failure: one bad file must not end a long run
+            self._broken.add(index)
+            warnings.warn(
+                f"skipping unreadable image {path}: {type(error).__name__}: {error}",
+                UnreadableImageWarning,
+                stacklevel=2,
+            )
+            return None
+        return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(self.crop, self.crop, 3)
+
+
+def collate_images(items: Sequence[Tensor | None], size: tuple[int, int] | None = None) -> dict[str, Tensor]:
+    """Stack H x W x 3 uint8 crops into a batch, dropping the Nones of unreadable files.
+
+    Returns ``rgb``: N x 3 x H x W uint8 whose memory is channels-last (a permuted view of the
+    stacked N x H x W x 3, no copy), and ``skipped``: the number of dropped items, a 0-dim int64
+    tensor (sum it over an epoch to report it). When every item was dropped, ``rgb`` has N = 0 and
+    H x W = ``size`` (0 x 0 if not given).
+    """
+    images = [item for item in items if item is not None]
+    if images:
+        stacked = torch.stack(images)
+    else:
+        height, width = size or (0, 0)
+        stacked = torch.empty((0, height, width, 3), dtype=torch.uint8)
+    skipped = torch.tensor(len(items) - len(images), dtype=torch.int64)
+    return {"rgb": stacked.permute(0, 3, 1, 2), "skipped": skipped}

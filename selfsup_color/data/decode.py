@@ -1,0 +1,98 @@
+"""Decoding image files to RGB: whole images (:func:`load_rgb`) or one crop (:func:`read_crop`).
+
+Every file is shown upright (its EXIF orientation applied) and converted to 8-bit RGB:
+
+- RGB, L (grayscale), 1 (bilevel), P without transparency, CMYK, YCbCr: Pillow's conversion
+  (CMYK without colour management, as Pillow does it);
+- anything with transparency (RGBA, LA, PA, P or L with a transparent colour) is composited onto
+  white, as a viewer shows it on a white page. Dropping the alpha channel would show whatever colour
+  the encoder left under transparent pixels, often black or noise;
+- 16-bit (I;16 PNG and TIFF, and I) is scaled from 0..65535 to 0..255 (Pillow's own conversion
+  would clip it at 255); F (float) is taken as 0..1.
+"""
+
+from __future__ import annotations
+
+import random
+from os import PathLike
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .crops import Crop, centre_crop, random_crop
+
+ORIENTATION = 0x0112
+"""The EXIF tag of the orientation (1 = upright; 5 to 8 swap width and height)."""
+SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+REDUCING_GAP = 3.0
+"""Boxes over 6x the crop are first box-filtered by an integer factor (Pillow's ``reducing_gap``):
+several times faster on huge images, and by Pillow's account indistinguishable from the exact filter."""
+
+
+def orientation(image: Image.Image) -> int:
+    """The EXIF orientation of ``image`` (1 to 8); 1 when absent, unknown or unreadable."""
+    try:
+        value = image.getexif().get(ORIENTATION, 1)
+    except Exception:  # a malformed EXIF block must not cost us the pixels
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def rgb_or_gray(image: Image.Image) -> Image.Image:
+    """``image`` loaded and converted to mode RGB or L (L kept: it is cheaper to resample)."""
+    mode = image.mode
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    if mode in ("RGB", "L"):
+        image.load()
+        return image
+    if mode in SIXTEEN_BIT:
+        return _scaled_gray(np.asarray(image), 65535.0)
+    if mode == "F":
+        return _scaled_gray(np.asarray(image), 1.0)
+    return image.convert("L" if mode == "1" else "RGB")
+
+
+def _scaled_gray(values: np.ndarray, white: float) -> Image.Image:
+    return Image.fromarray(np.clip(np.rint(values * (255.0 / white)), 0, 255).astype(np.uint8))
+
+
+def load_rgb(path: str | PathLike[str]) -> Image.Image:
+    """The image at ``path``, upright, as RGB at full resolution; raises on a broken file."""
+    with Image.open(path) as image:
+        turn = orientation(image)
+        upright = ImageOps.exif_transpose(image) if turn != 1 else image
+        out = rgb_or_gray(upright)
+        return out if out.mode == "RGB" else out.convert("RGB")
+
+
+def read_crop(
+    path: str | PathLike[str], resize: int, size: int, rng: random.Random | None = None
+) -> Image.Image:
+    """A ``size`` x ``size`` RGB crop of the image at ``path`` resized to shorter side ``resize``.
+
+    With ``rng`` the crop is random and flipped half the time (:func:`~.crops.random_crop`), else it
+    is centred. The picture equals resizing the whole (upright, RGB) image with Pillow's antialiased
+    bilinear filter and cropping it, but only the crop's box is resampled, and a JPEG at least twice
+    the resized size is decoded at 1/2, 1/4 or 1/8 scale (Pillow's ``draft``); see :data:`REDUCING_GAP`
+    for boxes still over 6x the crop. Raises on a broken file.
+    """
+    with Image.open(path) as image:
+        turn = orientation(image)
+        swap = turn >= 5
+        width, height = image.size[::-1] if swap else image.size
+        if rng is not None:
+            crop = random_crop(width, height, resize, size, rng)
+        else:
+            crop = centre_crop(width, height, resize, size)
+        image.draft("RGB", crop.resized[::-1] if swap else crop.resized)
+        upright = rgb_or_gray(ImageOps.exif_transpose(image) if turn != 1 else image)
+        out = _resample(upright, crop)
+    return out if out.mode == "RGB" else out.convert("RGB")
+
+
+def _resample(image: Image.Image, crop: Crop) -> Image.Image:
+    box = crop.box(*image.size)
+    out = image.resize((crop.size, crop.size), Image.Resampling.BILINEAR, box=box, reducing_gap=REDUCING_GAP)
+    return out.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if crop.flip else out

@@ -1,0 +1,68 @@
+"""LightningCLI for pretraining: ``selfsup-color fit|validate|test --config recipe.yaml``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from ..data import ColorizationDataModule
+from .module import ColorizationModule
+
+LOGGER_CLASS = "selfsup_color.pretrain.loggers.SafeWandbLogger"
+
+
+class ColorizationCLI(LightningCLI):
+    """LightningCLI with the run's checkpointing built in and wandb (offline without a key) as logger.
+
+    Checkpoints go to ``<trainer.default_root_dir>/checkpoints`` unless ``--checkpoint.dirpath`` is
+    set, so ``--ckpt_path last`` always finds the previous run's ``last.ckpt``. The best checkpoint
+    follows ``val/rebalanced_auc``.
+    """
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/rebalanced_auc",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.save_top_k": 1,
+                "checkpoint.filename": "best-{step}",
+                "checkpoint.every_n_train_steps": 1000,
+            }
+        )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        root = Path(config.trainer.get("default_root_dir") or "runs/default")
+        config.trainer.default_root_dir = str(root)
+        if config.get("checkpoint") and not config.checkpoint.get("dirpath"):
+            config.checkpoint.dirpath = str(root / "checkpoints")
+        logger = config.trainer.get("logger")
+        if isinstance(logger, dict) or hasattr(logger, "get"):
+            init = logger.get("init_args")
+            if logger.get("class_path") == LOGGER_CLASS and init is not None and not init.get("save_dir"):
+                init.save_dir = str(root)
+
+
+def trainer_defaults() -> dict[str, Any]:
+    """Defaults every run gets unless its config overrides them."""
+    return {
+        "logger": {"class_path": LOGGER_CLASS, "init_args": {"save_dir": None}},
+        "log_every_n_steps": 10,
+    }
+
+
+def run_lightning_cli(args: list[str]) -> ColorizationCLI:
+    """Parse ``args`` and run the subcommand (fit, validate, test)."""
+    return ColorizationCLI(
+        ColorizationModule,
+        ColorizationDataModule,
+        trainer_defaults=trainer_defaults(),
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        auto_configure_optimizers=False,
+    )

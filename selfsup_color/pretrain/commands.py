@@ -1,0 +1,79 @@
+"""The ``prior`` and ``colorize`` commands of ``selfsup-color``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+
+def prior_command(argv: list[str]) -> int:
+    """``selfsup-color prior --data DIR --out DIR``: a data set's smoothed ab prior, saved and plotted."""
+    parser = argparse.ArgumentParser(prog="selfsup-color prior", description=prior_command.__doc__)
+    parser.add_argument("--data", required=True, help="image folder, file list (.txt) or 'builtin'")
+    parser.add_argument("--out", type=Path, required=True, help="folder for prior.json and prior.png")
+    parser.add_argument("--images", type=int, default=10_000, help="images to use (a seeded sample)")
+    parser.add_argument("--resize", type=int, default=256, help="shorter side before the centre crop")
+    parser.add_argument("--crop", type=int, default=176, help="centre crop size")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sigma", type=float, default=5.0, help="Gaussian smoothing of the histogram")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+
+    from ..data import ColorizationDataModule
+    from .prior_pass import estimate_data_prior, write_prior
+
+    data = ColorizationDataModule(
+        train=args.data,
+        resize=args.resize,
+        crop=args.crop,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        persistent_workers=False,
+    )
+    record = estimate_data_prior(data, args.images, torch.device(args.device), args.sigma, source=args.data)
+    json_path, png_path = write_prior(record, args.out, title=f"prior of {args.data}")
+    p = record.prior
+    print(
+        f"prior of {record.n_images} images ({record.n_pixels} pixels, {record.n_gray_skipped} grayscale "
+        f"skipped): {int((p > 0).sum())} bins used, max {float(p.max()):.4f}; "
+        f"wrote {json_path} and {png_path}"
+    )
+    return 0
+
+
+def colorize_command(argv: list[str]) -> int:
+    """``selfsup-color colorize --ckpt C --out DIR INPUT...``: colorize photos at full resolution."""
+    parser = argparse.ArgumentParser(prog="selfsup-color colorize", description=colorize_command.__doc__)
+    parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    parser.add_argument("--ckpt", type=Path, required=True, help="a pretraining checkpoint (.ckpt)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="annealed-mean T (default: the run's)"
+    )
+    parser.add_argument(
+        "--process-size",
+        type=int,
+        default=256,
+        help="shorter side the network sees (0: full resolution); ab is upsampled back",
+    )
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+
+    from ..colorize import colorize_files, expand_inputs
+    from .checkpoint import load_pretraining_module
+
+    module = load_pretraining_module(args.ckpt, map_location=args.device)
+    temperature = module.hparams.temperature if args.temperature is None else args.temperature
+    written = colorize_files(
+        module,
+        expand_inputs(args.inputs),
+        args.out,
+        temperature=temperature,
+        process_size=args.process_size or None,
+        device=args.device,
+    )
+    print(f"wrote {len(written)} colorized image(s) to {args.out}")
+    return 0

@@ -1,0 +1,272 @@
+"""The colorization pretext task as a LightningModule: targets on the device, loss, metrics, logging."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch import Tensor
+
+from ..core.bins import Q
+from ..core.color import lab_to_rgb
+from ..core.decode import DEFAULT_TEMPERATURE, annealed_mean
+from ..core.encode import DEFAULT_K, DEFAULT_SIGMA
+from ..core.loss import Reduction, classification_loss, regression_loss
+from ..core.metric_modules import AuC, Colourfulness, RebalancedAuC
+from ..core.rebalance import rebalance_weights
+from ..core.targets import ColorizationTargets, TargetBuilder
+from ..models import build_model
+from .prior_pass import estimate_data_prior, read_prior, write_prior
+from .schedule import LrScaling, check_schedule, lr_factor, scaled_lr
+
+LossKind = Literal["classification", "regression"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when the training loss is NaN or infinite; the last checkpoint is left untouched."""
+
+
+class ColorizationModule(LightningModule):
+    """Pretrain a colorization network (Zhang et al. 2016) on uint8 RGB batches.
+
+    Loss variants (the paper's ablations): ``loss="classification"`` with ``lam=0.5`` (class
+    rebalancing, the full method), ``lam=1`` (no rebalancing), and ``loss="regression"`` (L2 on ab;
+    the network then predicts 2 channels). The prior over ab bins is read from ``prior`` (JSON or
+    Q-line table) or, when None, estimated before training from ``prior_images`` training images
+    (one DDP-aware pass), saved with the run and kept in every checkpoint.
+
+    Optimiser as in the paper: Adam, betas (0.9, 0.99), L2 weight decay 1e-3, lr 3e-5 times
+    ``lr_factors`` from each of ``lr_milestones`` (1/3 from 200k, 0.1 from 375k iterations), at a
+    global batch of 40. ``lr_scaling`` moves ``lr`` to another global batch (``base_batch_size``).
+    """
+
+    def __init__(
+        self,
+        arch: str = "eccv16",
+        arch_options: dict[str, Any] | None = None,
+        loss: LossKind = "classification",
+        lam: float = 0.5,
+        temperature: float = DEFAULT_TEMPERATURE,
+        k: int = DEFAULT_K,
+        sigma: float = DEFAULT_SIGMA,
+        reduction: Reduction = "batch",
+        prior: str | None = None,
+        prior_images: int = 10_000,
+        lr: float = 3e-5,
+        betas: tuple[float, float] = (0.9, 0.99),
+        weight_decay: float = 1e-3,
+        lr_milestones: Sequence[int] = (200_000, 375_000),
+        lr_factors: Sequence[float] = (1 / 3, 0.1),
+        warmup_steps: int = 0,
+        lr_scaling: LrScaling = "none",
+        base_batch_size: int = 40,
+        compile_net: bool = False,
+        compile_targets: bool = False,
+        channels_last: bool = False,
+        log_images_every_n_steps: int = 500,
+        num_log_images: int = 8,
+        check_finite_every_n_steps: int = 1,
+    ) -> None:
+        super().__init__()
+        if loss not in ("classification", "regression"):
+            raise ValueError(f"loss must be 'classification' or 'regression', got {loss!r}")
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"lam must be in [0, 1] (the paper uses 0.5), got {lam}")
+        if prior_images < 1:
+            raise ValueError(f"prior_images must be >= 1, got {prior_images}")
+        check_schedule(lr_milestones, lr_factors, warmup_steps)
+        self.save_hyperparameters()
+        options = dict(arch_options or {})
+        if loss == "regression":
+            options["num_outputs"] = 2
+        self.net = build_model(arch, **options)
+        self.targets = TargetBuilder(None, k=k, sigma=sigma, compile=compile_targets)
+        # The prior travels in checkpoints; NaN means "not known yet" (estimated at fit start).
+        self.register_buffer("prior_probs", torch.full((Q,), math.nan, dtype=torch.float64))
+        self.val_auc, self.val_auc_gray = AuC(), AuC()
+        self.val_colourfulness, self.val_colourfulness_truth = Colourfulness(), Colourfulness()
+        self.val_rauc: RebalancedAuC | None = None
+        self.val_rauc_gray: RebalancedAuC | None = None
+        self._skipped = torch.zeros((), dtype=torch.int64)
+        # Kept out of the module tree (no duplicate state-dict keys); shares the net's parameters.
+        object.__setattr__(self, "_forward", torch.compile(self.net) if compile_net else self.net)
+
+    # ------------------------------------------------------------------ prior
+    @property
+    def has_prior(self) -> bool:
+        return bool(torch.isfinite(self.prior_probs).all())
+
+    def _ensure_prior(self) -> None:
+        """Load or estimate the prior once, then derive the class weights and the rebalanced metric."""
+        if not self.has_prior:
+            self._obtain_prior()
+        p = self.prior_probs
+        self.targets.class_weights.copy_(rebalance_weights(p, self.hparams.lam).to(self.device))
+        if self.val_rauc is None:
+            self.val_rauc = RebalancedAuC(p).to(self.device)
+            self.val_rauc_gray = RebalancedAuC(p).to(self.device)
+
+    def _obtain_prior(self) -> None:
+        hp, trainer = self.hparams, self.trainer
+        if hp.prior is not None:
+            record = read_prior(hp.prior)
+        else:
+            rank_zero_info(f"Estimating the ab prior from {hp.prior_images} training images ...")
+            record = estimate_data_prior(
+                trainer.datamodule, hp.prior_images, self.device, hp.sigma, source="training images"
+            )
+            if trainer.is_global_zero:
+                from .loggers import run_dir
+
+                json_path, png_path = write_prior(record, run_dir(trainer) / "prior", "training prior")
+                rank_zero_info(f"Prior of {record.n_images} images saved to {json_path}")
+                self._log_prior_plot(png_path)
+        self.prior_probs.copy_(record.prior.to(self.prior_probs.device))
+
+    def _log_prior_plot(self, png_path: Any) -> None:
+        import numpy as np
+        from PIL import Image
+
+        from .loggers import log_image
+
+        log_image(self.trainer, "prior", np.asarray(Image.open(png_path).convert("RGB")))
+
+    def on_fit_start(self) -> None:
+        self._ensure_prior()
+
+    def on_validation_start(self) -> None:
+        self._ensure_prior()
+
+    def on_test_start(self) -> None:
+        self._ensure_prior()
+
+    # ------------------------------------------------------------------ steps
+    def forward(self, lightness: Tensor) -> Tensor:
+        """Logits (or ab for regression) at 1/4 resolution from L in [0, 100]."""
+        if self.hparams.channels_last:
+            lightness = lightness.contiguous(memory_format=torch.channels_last)
+        return self._forward(lightness)
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+
+    def prepare(self, batch: dict[str, Tensor]) -> ColorizationTargets | None:
+        """uint8 RGB on the device -> L, soft targets, pixel weights, non-gray mask (None if empty)."""
+        rgb = batch["rgb"]
+        return self.targets(rgb) if rgb.shape[0] else None
+
+    def _loss_and_ab(self, t: ColorizationTargets, decode: bool) -> tuple[Tensor, Tensor | None]:
+        out = self(t.lightness)
+        hp = self.hparams
+        if hp.loss == "regression":
+            loss = regression_loss(out, t.ab, t.pixel_weight, t.nongray, hp.reduction)
+            return loss, out.float()
+        loss = classification_loss(out, t.targets, t.pixel_weight, t.nongray, hp.reduction)
+        return loss, annealed_mean(out.detach(), hp.temperature) if decode else None
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        self._skipped = self._skipped.to(self.device) + batch["skipped"]
+        t = self.prepare(batch)
+        if t is None:  # every image of this batch was unreadable
+            return None
+        every = self.hparams.log_images_every_n_steps
+        log_images = every > 0 and self.global_step % every == 0
+        loss, pred_ab = self._loss_and_ab(t, decode=log_images)
+        self._check_finite(loss)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/nongray_fraction", t.nongray.float().mean())
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+        if log_images and pred_ab is not None:
+            self._log_grid("train/colorization", t, pred_ab)
+        return loss
+
+    def _check_finite(self, loss: Tensor) -> None:
+        every = self.hparams.check_finite_every_n_steps
+        if every <= 0 or self.global_step % every:
+            return
+        finite = bool(torch.isfinite(loss.detach()))
+        if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            raise NonFiniteLossError(
+                f"non-finite training loss ({float(loss.detach())}) at global step {self.global_step} "
+                f"(epoch {self.current_epoch}); "
+                "stopping. The last good checkpoint is kept: lower the lr or check the data, then resume "
+                "with --ckpt_path last"
+            )
+
+    def _log_grid(self, key: str, t: ColorizationTargets, pred_ab: Tensor) -> None:
+        if not self.trainer.is_global_zero:
+            return
+        from ..viz import colorization_grid
+        from .loggers import log_image
+
+        n = self.hparams.num_log_images
+        grid = colorization_grid(t.lightness[:n], pred_ab[:n], t.ab[:n], max_images=n)
+        log_image(self.trainer, key, grid.permute(1, 2, 0).cpu().numpy())
+
+    def on_train_epoch_end(self) -> None:
+        skipped = self._skipped.to(self.device)
+        self.log("train/skipped_images", skipped.float(), reduce_fx="sum", sync_dist=True)
+        if int(skipped):
+            rank_zero_warn(f"{int(skipped)} unreadable image(s) were skipped in epoch {self.current_epoch}")
+        self._skipped = torch.zeros((), dtype=torch.int64, device=self.device)
+
+    def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
+        t = self.prepare(batch)
+        if t is None:
+            return
+        loss, pred_ab = self._loss_and_ab(t, decode=True)
+        assert pred_ab is not None
+        n = t.ab.shape[0]
+        self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=n, prog_bar=stage == "val")
+        self.val_auc.update(pred_ab, t.ab)
+        self.val_auc_gray.update(torch.zeros_like(t.ab), t.ab)
+        assert self.val_rauc is not None and self.val_rauc_gray is not None
+        self.val_rauc.update(pred_ab, t.ab)
+        self.val_rauc_gray.update(torch.zeros_like(t.ab), t.ab)
+        small_l = t.lightness[..., :: self.net.output_stride, :: self.net.output_stride]
+        rgb = lab_to_rgb(torch.cat((small_l, pred_ab.to(small_l.dtype)), 1), check=False)
+        truth = lab_to_rgb(torch.cat((small_l, t.ab.to(small_l.dtype)), 1), check=False)
+        self.val_colourfulness.update(rgb)
+        self.val_colourfulness_truth.update(truth)
+        metrics = {
+            "auc": self.val_auc,
+            "auc_gray": self.val_auc_gray,
+            "rebalanced_auc": self.val_rauc,
+            "rebalanced_auc_gray": self.val_rauc_gray,
+            "colourfulness": self.val_colourfulness,
+            "colourfulness_truth": self.val_colourfulness_truth,
+        }
+        for name, metric in metrics.items():
+            self.log(f"{stage}/{name}", metric, batch_size=n)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    # ------------------------------------------------------------------ optimiser
+    def _global_batch(self) -> int:
+        trainer = self.trainer
+        dm = getattr(trainer, "datamodule", None)
+        batch = getattr(dm, "batch_size", None) or self.hparams.base_batch_size
+        return int(batch) * trainer.world_size * trainer.accumulate_grad_batches
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        lr = scaled_lr(hp.lr, self._global_batch(), hp.base_batch_size, hp.lr_scaling)
+        if lr != hp.lr:
+            rank_zero_info(f"lr {hp.lr} scaled to {lr} for a global batch of {self._global_batch()}")
+        optimizer = torch.optim.Adam(
+            self.net.parameters(), lr=lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay
+        )
+        milestones, factors, warmup = list(hp.lr_milestones), list(hp.lr_factors), hp.warmup_steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, milestones, factors, warmup)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,59 @@
+"""The one-pass empirical prior of a run's training images, DDP-aware, with its plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ..core.prior import Prior, PriorEstimator, load_prior, load_prior_table, save_prior
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def estimate_data_prior(
+    datamodule: Any, num_images: int, device: torch.device, sigma: float = 5.0, source: str = ""
+) -> Prior:
+    """Prior of the first ``num_images`` training images (a seeded sample), split over the ranks.
+
+    ``datamodule`` must offer ``prior_dataloader(num_images, rank, world_size)``. Every rank counts
+    its shard on ``device``; the counts are summed with one all-reduce, so each rank returns the
+    prior of the whole sample, equal to a single-process pass.
+    """
+    if not hasattr(datamodule, "prior_dataloader"):
+        raise TypeError(
+            f"{type(datamodule).__name__} has no prior_dataloader(); pass a precomputed prior "
+            "(--model.prior FILE, from `selfsup-color prior`) or use ColorizationDataModule"
+        )
+    rank, world = _rank_world()
+    estimator = PriorEstimator(sigma=sigma)
+    for batch in datamodule.prior_dataloader(num_images, rank=rank, world_size=world):
+        rgb = batch["rgb"]
+        if rgb.shape[0]:
+            estimator.update_rgb(rgb.to(device, non_blocking=True))
+    return estimator.all_reduce().to_record(source)
+
+
+def read_prior(path: str | Path) -> Prior:
+    """A prior from a JSON record (``save_prior``) or a plain Q-line text table."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"prior file {path} does not exist; compute one with `selfsup-color prior`")
+    return load_prior(path) if path.suffix == ".json" else load_prior_table(path)
+
+
+def write_prior(record: Prior, folder: Path, title: str = "") -> tuple[Path, Path]:
+    """Save ``prior.json`` and its Figure-3 style plot ``prior.png`` into ``folder``."""
+    from ..viz import prior_figure, save_figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / "prior.json"
+    save_prior(record, json_path)
+    png_path = save_figure(prior_figure(record.prior, title=title or None), folder / "prior.png")
+    return json_path, png_path

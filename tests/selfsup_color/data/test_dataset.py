@@ -1,0 +1,146 @@
+"""ImageFiles and collate_images: item format, seeding, epochs, broken files, workers."""
+
+from __future__ import annotations
+
+import pickle
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from selfsup_color.data import EpochSampler, ImageFiles, UnreadableImageWarning, collate_images, read_crop
+
+from .images import folder_of_pictures, picture, save
+
+
+@pytest.fixture()
+def files(tmp_path: Path) -> list[Path]:
+    return folder_of_pictures(tmp_path, 10, size=(64, 48))
+
+
+def test_items_are_uint8_crops_seeded_by_seed_epoch_index(files: list[Path]) -> None:
+    images = ImageFiles(files, resize=40, crop=32, seed=3)
+    item = images[4]
+    assert item.shape == (32, 32, 3) and item.dtype == torch.uint8 and len(images) == 10
+    expected = read_crop(files[4], 40, 32, random.Random("3:0:4"))
+    np.testing.assert_array_equal(item.numpy(), np.asarray(expected))
+    assert torch.equal(ImageFiles(files, 40, 32, seed=3)[4], item)  # reproducible
+    crops = [images[i] for i in range(10)]
+    images.set_epoch(1)
+    assert images.epoch == 1
+    assert sum(not torch.equal(a, images[i]) for i, a in enumerate(crops)) >= 8  # new epoch, new crops
+    other_seed = ImageFiles(files, 40, 32, seed=4)
+    assert sum(not torch.equal(a, other_seed[i]) for i, a in enumerate(crops)) >= 8
+    with pytest.raises(ValueError, match="epoch"):
+        images.set_epoch(-1)
+    with pytest.raises(ValueError, match="seed"):
+        ImageFiles(files, seed=-1)
+
+
+def test_val_items_are_centre_crops_of_every_epoch(files: list[Path]) -> None:
+    images = ImageFiles(files, resize=40, crop=32, train=False)
+    first = images[0]
+    images.set_epoch(5)
+    assert torch.equal(images[0], first)
+    np.testing.assert_array_equal(first.numpy(), np.asarray(read_crop(files[0], 40, 32)))
+
+
+def test_collate_stacks_into_channels_last_without_copy(files: list[Path]) -> None:
+    images = ImageFiles(files, resize=40, crop=32)
+    items = [images[i] for i in range(4)]
+    batch = collate_images(items)
+    rgb = batch["rgb"]
+    assert rgb.shape == (4, 3, 32, 32) and rgb.dtype == torch.uint8
+    assert rgb.is_contiguous(memory_format=torch.channels_last) and rgb.permute(0, 2, 3, 1).is_contiguous()
+    assert torch.equal(rgb[2], items[2].permute(2, 0, 1))
+    assert batch["skipped"].dtype == torch.int64 and batch["skipped"].ndim == 0 and batch["skipped"] == 0
+
+
+def broken_files(folder: Path) -> tuple[Path, Path]:
+    whole = save(folder / "whole.jpg", picture(64, 48))
+    truncated = folder / "truncated.jpg"
+    truncated.write_bytes(whole.read_bytes()[:400])
+    text = folder / "notes.jpg"
+    text.write_text("this is not a JPEG")
+    return truncated, text
+
+
+def test_broken_files_are_skipped_with_one_warning_each(files: list[Path], tmp_path: Path) -> None:
+    truncated, text = broken_files(tmp_path / "broken")
+    images = ImageFiles([files[0], truncated, files[1], text], resize=40, crop=32)
+    with pytest.warns(UnreadableImageWarning) as caught:
+        batch = collate_images([images[i] for i in range(4)])
+    assert [str(w.message).split(":")[0] for w in caught] == [
+        f"skipping unreadable image {truncated}",
+        f"skipping unreadable image {text}",
+    ]
+    assert batch["rgb"].shape == (2, 3, 32, 32) and batch["skipped"] == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning for a file already reported
+        images.set_epoch(1)
+        assert images[1] is None and images[3] is None
+        empty = collate_images([images[1], images[3]], size=(32, 32))
+    assert empty["rgb"].shape == (0, 3, 32, 32) and empty["rgb"].dtype == torch.uint8
+    assert empty["skipped"] == 2
+    assert collate_images([None])["rgb"].shape == (0, 3, 0, 0)
+
+
+def test_hymenoptera_placeholder_gif_goes_through(hymenoptera: Path) -> None:
+    gif = hymenoptera / "train" / "ants" / "imageNotFound.gif"
+    item = ImageFiles([gif], resize=256, crop=176)[0]
+    assert item is not None and item.shape == (176, 176, 3)
+
+
+def test_dataset_pickles_for_spawned_workers(files: list[Path]) -> None:
+    images = ImageFiles(files, resize=40, crop=32, seed=2)
+    images.set_epoch(3)
+    copy = pickle.loads(pickle.dumps(images))
+    assert copy.epoch == 3 and list(copy.files) == [str(f) for f in files]
+    assert torch.equal(copy[5], images[5])
+
+
+def test_persistent_workers_follow_set_epoch(files: list[Path]) -> None:
+    """Workers started once see each new epoch: their crops equal the main process's, epoch by epoch."""
+    images = ImageFiles(files, resize=40, crop=32, seed=1)
+    sampler = EpochSampler(images, seed=1)
+    loader = DataLoader(
+        images,
+        batch_size=3,
+        sampler=sampler,
+        num_workers=2,
+        persistent_workers=True,
+        collate_fn=collate_images,
+    )
+    passes = []
+    for epoch in (0, 1, 0):
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        batches = torch.cat([batch["rgb"] for batch in loader])
+        expected = torch.stack([images[i] for i in order]).permute(0, 3, 1, 2)
+        assert torch.equal(batches, expected), epoch
+        passes.append((order, batches))
+    assert passes[0][0] != passes[1][0]  # a new order each epoch
+    assert passes[0][0] == passes[2][0] and torch.equal(passes[0][1], passes[2][1])
+
+
+def test_epoch_sampler_shards_over_ranks(files: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under DDP (faked here: 2 ranks) each rank gets a disjoint half, reshuffled every epoch."""
+    import torch.distributed as dist
+
+    images = ImageFiles(files, resize=40, crop=32)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
+    shards = []
+    for rank in (0, 1):
+        monkeypatch.setattr(dist, "get_rank", lambda group=None, rank=rank: rank)
+        sampler = EpochSampler(images, seed=0)
+        sampler.set_epoch(2)
+        shards.append(list(sampler))
+        assert images.epoch == 2
+        sampler.set_epoch(3)
+        assert list(sampler) != shards[-1]
+    assert len(shards[0]) == len(shards[1]) == 5 and sorted(shards[0] + shards[1]) == list(range(10))

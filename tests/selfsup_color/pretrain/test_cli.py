@@ -1,0 +1,141 @@
+"""The ``selfsup-color`` command: strict configs, fit/validate/resume, prior, colorize, wandb offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from selfsup_color.cli import main
+from selfsup_color.core.prior import load_prior
+from selfsup_color.pretrain.cli import run_lightning_cli
+
+from ..wandb_records import wandb_records
+from .conftest import tiny_config, write_config
+
+
+def test_print_config_round_trips_and_unknown_keys_fail(photo_dirs, tmp_path: Path, capsys) -> None:
+    config = write_config(tmp_path / "run.yaml", tiny_config(*photo_dirs, tmp_path / "run"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["arch_options"] == {"width": 0.0625}
+    assert printed["model"]["lam"] == 0.5 and printed["model"]["temperature"] == 0.38
+    assert printed["data"]["crop"] == 32 and printed["checkpoint"]["save_last"] is True
+    bad = write_config(
+        tmp_path / "bad.yaml", tiny_config(*photo_dirs, tmp_path / "run", **{"model.lamda": 1})
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(bad)])
+    assert exit_info.value.code not in (0, None)
+    assert "lamda" in capsys.readouterr().err
+
+
+def test_fit_then_resume_last_then_validate(photo_dirs, tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    config = write_config(tmp_path / "run.yaml", tiny_config(*photo_dirs, root))
+    cli = run_lightning_cli(["fit", "--config", str(config)])
+    assert cli.trainer.global_step == 4
+    last = root / "checkpoints" / "last.ckpt"
+    assert last.is_file() and (root / "prior" / "prior.json").is_file()
+    assert torch.load(last, weights_only=True)["global_step"] == 4
+    cli = run_lightning_cli(
+        ["fit", "--config", str(config), "--trainer.max_steps", "6", "--ckpt_path", "last"]
+    )
+    assert cli.trainer.global_step == 6
+    assert torch.load(last, weights_only=True)["global_step"] == 6
+    cli = run_lightning_cli(["validate", "--config", str(config), "--ckpt_path", str(last)])
+    metrics = cli.trainer.callback_metrics
+    assert 0 <= float(metrics["val/auc"]) <= 1 and "val/colourfulness" in metrics
+
+
+def test_wandb_offline_run_writes_its_files(photo_dirs, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc: no key, so offline by default
+    root = tmp_path / "run"
+    config = tiny_config(*photo_dirs, root)
+    del config["trainer"]["logger"]  # the default logger: SafeWandbLogger
+    config["trainer"]["log_every_n_steps"] = 1
+    run_lightning_cli(["fit", "--config", str(write_config(tmp_path / "run.yaml", config))])
+    import wandb
+
+    wandb.finish()
+    runs = list((root / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, list((root / "wandb").iterdir())
+    records: dict[str, list] = {}
+    for record in wandb_records(next(runs[0].glob("run-*.wandb"))):
+        records.setdefault(record.WhichOneof("record_type"), []).append(record)
+    config = {item.key: json.loads(item.value_json) for r in records["config"] for item in r.config.update}
+    assert config["lam"] == 0.5 and config["arch"] == "eccv16" and config["arch_options"] == {"width": 0.0625}
+    logged = {item.key or "/".join(item.nested_key) for r in records["history"] for item in r.history.item}
+    assert {"train/loss", "train/lr", "val/loss", "val/rebalanced_auc", "val/colourfulness"} <= logged
+    assert any(key.startswith("train/colorization") for key in logged) and any(
+        k.startswith("prior") for k in logged
+    )
+    assert "exit" in records
+    media = runs[0] / "files" / "media" / "images"
+    images = [p.relative_to(media).as_posix() for p in media.rglob("*.png")]
+    assert any(name.startswith("train/colorization") for name in images)
+    assert any(name.startswith("prior") for name in images)
+    assert (runs[0] / "files" / "prior" / "prior.json").is_file()
+
+
+def test_prior_and_colorize_commands(photo_dirs, tmp_path: Path, capsys) -> None:
+    train, val = photo_dirs
+    assert (
+        main(
+            [
+                "prior",
+                "--data",
+                str(train),
+                "--out",
+                str(tmp_path / "prior"),
+                "--resize",
+                "40",
+                "--crop",
+                "32",
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
+    record = load_prior(tmp_path / "prior" / "prior.json")
+    assert record.n_images == 11 and record.n_gray_skipped == 1 and record.source == str(train)
+    assert Image.open(tmp_path / "prior" / "prior.png").size[0] > 100
+
+    root = tmp_path / "run"
+    config = tiny_config(
+        *photo_dirs, root, **{"model.prior": str(tmp_path / "prior" / "prior.json"), "trainer.max_steps": 2}
+    )
+    run_lightning_cli(["fit", "--config", str(write_config(tmp_path / "run.yaml", config))])
+    assert not (root / "prior").exists(), "a given prior must not be re-estimated"
+    odd = Image.open(val / "img_000.png").resize((45, 37))
+    odd.save(tmp_path / "odd.jpg")
+    out = tmp_path / "colorized"
+    assert (
+        main(
+            [
+                "colorize",
+                "--ckpt",
+                str(root / "checkpoints" / "last.ckpt"),
+                "--out",
+                str(out),
+                "--process-size",
+                "0",
+                str(val),
+                str(tmp_path / "odd.jpg"),
+            ]
+        )
+        == 0
+    )
+    written = sorted(out.iterdir())
+    assert len(written) == 5
+    assert Image.open(out / "odd_color.png").size == (45, 37)
+    assert "wrote 5 colorized" in capsys.readouterr().out

@@ -1,0 +1,42 @@
+"""Read the records of an offline wandb run file (``run-*.wandb``) for tests.
+
+The file is a LevelDB-style log: a 7-byte header (``:W&B``, magic, version), then 32 KiB blocks of
+chunks, each with a 7-byte header (crc32, little-endian length, type: 1 full, 2 first, 3 middle,
+4 last). Chunks join into protobuf ``Record`` messages.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+BLOCK, HEADER = 32768, 7
+
+
+def wandb_records(path: Path) -> Iterator[Any]:
+    """The ``wandb_internal_pb2.Record`` messages stored in ``path``, in order."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a wandb run file")
+    pos, pending = HEADER, b""
+    while pos + HEADER <= len(data):
+        left = BLOCK - pos % BLOCK
+        if left < HEADER:
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
+        if kind == 0 and length == 0:  # zero padding at the end of a block
+            pos += left
+            continue
+        chunk = data[pos + HEADER : pos + HEADER + length]
+        pos += HEADER + length
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            yield record
+            pending = b""
