@@ -11,7 +11,7 @@ from .crops import Crop, centre_crop, random_crop, resized_size
 from .dataset import ImageFiles, UnreadableImageWarning, collate_images
 from .decode import load_rgb, read_crop
 from .files import IMAGE_EXTENSIONS, find_images
-from .sampling import EpochSampler, seed_worker
+from .sampling import EpochSampler, ResumableLoader, seed_worker
 
 
 def __getattr__(name: str) -> object:
@@ -29,6 +29,7 @@ __all__ = [
     "Crop",
     "EpochSampler",
     "ImageFiles",
+    "ResumableLoader",
     "UnreadableImageWarning",
     "builtin_images",
     "cache_dir",

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Sampler
 from .crops import check_sizes
 from .dataset import ImageFiles, collate_images
 from .files import find_images
-from .sampling import PRIOR, SPLIT, SUBSET, EpochSampler, permutation, seed_worker
+from .sampling import PRIOR, SPLIT, SUBSET, EpochSampler, ResumableLoader, permutation, seed_worker
 
 
 class ColorizationDataModule(LightningDataModule):
@@ -36,6 +36,8 @@ class ColorizationDataModule(LightningDataModule):
         batch_size, val_batch_size: images per batch (``val_batch_size`` defaults to ``batch_size``).
         num_workers: DataLoader worker processes (0: load in the main process).
         max_train_images: train on this many of the training images at most (a seeded choice).
+        train_repeats: each training image appears this many times per epoch, with its own crop
+            each time (for tiny sets such as ``builtin``, so epochs are not a handful of images).
         seed: fixes the split, the choice, the order of each epoch and every crop.
         pin_memory, persistent_workers: passed to the DataLoaders.
 
@@ -57,6 +59,7 @@ class ColorizationDataModule(LightningDataModule):
         val_batch_size: int | None = None,
         num_workers: int = 4,
         max_train_images: int | None = None,
+        train_repeats: int = 1,
         seed: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = True,
@@ -73,6 +76,7 @@ class ColorizationDataModule(LightningDataModule):
             ("val_batch_size", val_batch_size, 1),
             ("num_workers", num_workers, 0),
             ("seed", seed, 0),
+            ("train_repeats", train_repeats, 1),
             ("max_train_images", 1 if max_train_images is None else max_train_images, 1),
         ):
             _check_int(name, value, minimum)
@@ -82,7 +86,7 @@ class ColorizationDataModule(LightningDataModule):
             raise ValueError("give either val or val_fraction, not both")
         self.resize, self.crop, self.val_resize, self.val_crop = resize, crop, val_resize, val_crop
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
-        self.num_workers, self.seed = num_workers, seed
+        self.num_workers, self.seed, self.train_repeats = num_workers, seed, train_repeats
         self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
 
         train_files = find_images(train)
@@ -103,7 +107,8 @@ class ColorizationDataModule(LightningDataModule):
         return list(self._val_files)
 
     def train_dataloader(self) -> DataLoader:
-        images = ImageFiles(self._train_files, self.resize, self.crop, train=True, seed=self.seed)
+        files = self._train_files * self.train_repeats
+        images = ImageFiles(files, self.resize, self.crop, train=True, seed=self.seed)
         return self._loader(images, self.batch_size, EpochSampler(images, self.seed), self.persistent_workers)
 
     def val_dataloader(self) -> DataLoader | list:
@@ -137,7 +142,8 @@ class ColorizationDataModule(LightningDataModule):
         self, images: ImageFiles, batch_size: int, sampler: Sampler[int] | None, persistent: bool
     ) -> DataLoader:
         workers = self.num_workers
-        return DataLoader(
+        kind = ResumableLoader if isinstance(sampler, EpochSampler) else DataLoader
+        return kind(
             images,
             batch_size=batch_size,
             sampler=sampler,

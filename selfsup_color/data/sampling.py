@@ -8,12 +8,15 @@ moves the dataset to the epoch's crops, in the workers too.
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from .dataset import ImageFiles
 
@@ -38,10 +41,56 @@ class EpochSampler(DistributedSampler[int]):
         world, rank = (dist.get_world_size(), dist.get_rank()) if _distributed() else (1, 0)
         super().__init__(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
         self.images = dataset
+        self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
         self.images.set_epoch(epoch)
+
+    def skip_next(self, count: int) -> None:
+        """Leave out the first ``count`` indices of the next pass (resuming inside an epoch)."""
+        self._skip = count
+
+    def __iter__(self) -> Iterator[int]:
+        skip, self._skip = self._skip, 0
+        return itertools.islice(super().__iter__(), skip, None)
+
+
+class ResumableLoader(DataLoader):
+    """A training DataLoader whose place inside the epoch is saved in Lightning checkpoints.
+
+    Lightning stores ``state_dict()`` (the epoch and the batches served in it) with every
+    checkpoint and hands it back through ``load_state_dict`` on resume; the next pass over the
+    same epoch then starts after those batches (the :class:`EpochSampler` skips their indices, so
+    no image is decoded twice), instead of replaying the epoch's first batches. Lightning does not
+    prefetch from loaders with a length, so the count is exactly the batches trained on.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.sampler, EpochSampler):
+            raise TypeError("ResumableLoader needs an EpochSampler")
+        self._served = 0
+        self._restore: dict[str, int] | None = None
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        sampler, start = self.sampler, 0
+        assert isinstance(sampler, EpochSampler)
+        if self._restore is not None and self._restore["epoch"] == sampler.epoch:
+            start = self._restore["batches"]
+            sampler.skip_next(start * (self.batch_size or 1))
+        self._restore, self._served = None, start
+        for batch in super().__iter__():
+            self._served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        sampler = self.sampler
+        assert isinstance(sampler, EpochSampler)
+        return {"epoch": sampler.epoch, "batches": self._served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._restore = {"epoch": int(state["epoch"]), "batches": int(state["batches"])}
 
 
 def _distributed() -> bool:

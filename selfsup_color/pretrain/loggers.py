@@ -67,15 +67,18 @@ class SafeWandbLogger(WandbLogger):
 
 
 def run_dir(trainer: Trainer) -> Path:
-    """Where this run keeps its files: the wandb run folder, the logger's log_dir, or the root dir."""
+    """Where this run keeps its files: the wandb run folder, the logger's log_dir, or the root dir.
+
+    Safe on one rank alone: unlike ``trainer.log_dir`` it does not broadcast across DDP ranks.
+    """
     logger = trainer.logger
     if isinstance(logger, WandbLogger):
         try:
             return Path(logger.experiment.dir)
-        except Exception:  # disabled or broken wandb: fall back to the trainer's folder
+        except Exception:  # disabled or broken wandb, or a rank without the run: the trainer's folder
             pass
-    path = trainer.log_dir or trainer.default_root_dir
-    return Path(path)
+    log_dir = getattr(logger, "log_dir", None) if logger is not None else None
+    return Path(log_dir or trainer.default_root_dir)
 
 
 @rank_zero_only

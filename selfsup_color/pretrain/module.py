@@ -20,6 +20,7 @@ from ..core.metric_modules import AuC, Colourfulness, RebalancedAuC
 from ..core.rebalance import rebalance_weights
 from ..core.targets import ColorizationTargets, TargetBuilder
 from ..models import build_model
+from ..models.sync_bn import convert_to_global_batchnorm
 from .prior_pass import estimate_data_prior, read_prior, write_prior
 from .schedule import LrScaling, check_schedule, lr_factor, scaled_lr
 
@@ -42,6 +43,8 @@ class ColorizationModule(LightningModule):
     Optimiser as in the paper: Adam, betas (0.9, 0.99), L2 weight decay 1e-3, lr 3e-5 times
     ``lr_factors`` from each of ``lr_milestones`` (1/3 from 200k, 0.1 from 375k iterations), at a
     global batch of 40. ``lr_scaling`` moves ``lr`` to another global batch (``base_batch_size``).
+    ``sync_batchnorm`` computes BatchNorm statistics over all DDP ranks on any device (gloo too);
+    on GPUs Lightning's ``--trainer.sync_batchnorm`` (PyTorch's fused SyncBatchNorm) also works.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class ColorizationModule(LightningModule):
         lr: float = 3e-5,
         betas: tuple[float, float] = (0.9, 0.99),
         weight_decay: float = 1e-3,
+        adam_eps: float = 1e-8,
         lr_milestones: Sequence[int] = (200_000, 375_000),
         lr_factors: Sequence[float] = (1 / 3, 0.1),
         warmup_steps: int = 0,
@@ -67,6 +71,7 @@ class ColorizationModule(LightningModule):
         compile_net: bool = False,
         compile_targets: bool = False,
         channels_last: bool = False,
+        sync_batchnorm: bool = False,
         log_images_every_n_steps: int = 500,
         num_log_images: int = 8,
         check_finite_every_n_steps: int = 1,
@@ -152,6 +157,11 @@ class ColorizationModule(LightningModule):
         return self._forward(lightness)
 
     def setup(self, stage: str) -> None:
+        if self.hparams.sync_batchnorm and self.trainer.world_size > 1:
+            self.net = convert_to_global_batchnorm(self.net)
+            object.__setattr__(
+                self, "_forward", torch.compile(self.net) if self.hparams.compile_net else self.net
+            )
         if self.hparams.channels_last:
             self.net.to(memory_format=torch.channels_last)
 
@@ -169,11 +179,11 @@ class ColorizationModule(LightningModule):
         loss = classification_loss(out, t.targets, t.pixel_weight, t.nongray, hp.reduction)
         return loss, annealed_mean(out.detach(), hp.temperature) if decode else None
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         self._skipped = self._skipped.to(self.device) + batch["skipped"]
         t = self.prepare(batch)
-        if t is None:  # every image of this batch was unreadable
-            return None
+        if t is None:  # every image was unreadable: a zero loss keeps DDP ranks in step
+            return sum(p.sum() for p in self.net.parameters()) * 0.0
         every = self.hparams.log_images_every_n_steps
         log_images = every > 0 and self.global_step % every == 0
         loss, pred_ab = self._loss_and_ab(t, decode=log_images)
@@ -263,7 +273,7 @@ class ColorizationModule(LightningModule):
         if lr != hp.lr:
             rank_zero_info(f"lr {hp.lr} scaled to {lr} for a global batch of {self._global_batch()}")
         optimizer = torch.optim.Adam(
-            self.net.parameters(), lr=lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay
+            self.net.parameters(), lr=lr, betas=tuple(hp.betas), eps=hp.adam_eps, weight_decay=hp.weight_decay
         )
         milestones, factors, warmup = list(hp.lr_milestones), list(hp.lr_factors), hp.warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
