@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,8 @@ def trainer_defaults() -> dict[str, Any]:
 
 def run_lightning_cli(args: list[str]) -> ColorizationCLI:
     """Parse ``args`` and run the subcommand (fit, validate, test)."""
+    # `args` are this command's own arguments, not a second set beside sys.argv
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     return ColorizationCLI(
         ColorizationModule,
         ColorizationDataModule,
