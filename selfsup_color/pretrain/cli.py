@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from ..data import ColorizationDataModule
+from .checkpoint_io import AtomicCheckpointIO
 from .module import ColorizationModule
 
 LOGGER_CLASS = "selfsup_color.pretrain.loggers.SafeWandbLogger"
@@ -53,6 +54,7 @@ def trainer_defaults() -> dict[str, Any]:
     """Defaults every run gets unless its config overrides them."""
     return {
         "logger": {"class_path": LOGGER_CLASS, "init_args": {"save_dir": None}},
+        "plugins": [AtomicCheckpointIO()],
         "log_every_n_steps": 10,
     }
 
