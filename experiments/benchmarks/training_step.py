@@ -1,0 +1,170 @@
+"""Cost of a pretraining step for each recipe's model: images/s, where the time goes, peak memory.
+
+For each model (at its recipe's crop size) a fresh process times, on one in-memory uint8 batch:
+
+- the parts of a step by hand: target preparation (``module.prepare``), the network's forward +
+  loss + backward, and the optimiser step;
+- real ``Trainer.fit`` steps of the same ``ColorizationModule`` on the same batch (no data loading),
+  as wall time per step.
+
+"Outside forward/backward" is 1 - (forward + backward) / (Lightning step): target preparation, the
+optimiser, logging and Lightning's own overhead. Peak memory is the process's peak RSS on the CPU
+(and ``max_memory_allocated`` on a GPU).
+
+    python -m experiments.benchmarks.training_step [--models quickstart cifar10_cpu ...] [--steps 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+import torch
+
+from .common import describe_machine, photo_crops
+
+# name: (arch, arch_options, crop, CPU batch, recipe batch per device)
+MODELS: dict[str, tuple[str, dict[str, Any], int, int, int]] = {
+    "quickstart": ("eccv16", {"width": 0.25}, 64, 16, 16),
+    "cifar10_cpu": ("eccv16", {"width": 0.5}, 32, 64, 64),
+    "eccv16_imagenet": ("eccv16", {}, 176, 8, 5),
+    "resnet50_imagenet": ("timm", {"backbone": "resnet50", "output_stride": 8}, 224, 4, 32),
+}
+
+
+def _batch(crop: int, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
+    rgb = torch.from_numpy(photo_crops(batch, crop)).permute(0, 3, 1, 2).to(device)
+    return {"rgb": rgb, "skipped": torch.zeros((), dtype=torch.int64, device=device)}
+
+
+def _timed(fn: Any, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def measure(name: str, steps: int, warmup: int) -> dict[str, Any]:
+    """Time one model in this process (run it in a fresh one for a clean peak-memory figure)."""
+    from lightning.pytorch import Callback, Trainer
+
+    from selfsup_color import Q
+    from selfsup_color.pretrain.module import ColorizationModule
+
+    arch, options, crop, batch_size, _ = MODELS[name]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    module = ColorizationModule(arch=arch, arch_options=options, log_images_every_n_steps=0).to(device)
+    module.prior_probs.fill_(1.0 / Q)  # a known prior: no estimation pass
+    module.targets.class_weights.fill_(1.0)
+    batch = _batch(crop, batch_size, device)
+    optimizer = torch.optim.Adam(module.net.parameters(), lr=1e-5)
+
+    prepared: dict[str, Any] = {}
+
+    def forward_backward() -> None:
+        module._loss_and_ab(prepared["targets"], decode=False)[0].backward()  # the module's own loss
+
+    parts: dict[str, list[float]] = {"targets": [], "forward_backward": [], "optimizer": []}
+    for i in range(warmup + steps):
+        t_targets = _timed(lambda: prepared.update(targets=module.prepare(batch)), device)
+        t_fb = _timed(forward_backward, device)
+        t_opt = _timed(lambda: (optimizer.step(), optimizer.zero_grad(set_to_none=True)), device)
+        if i >= warmup:
+            parts["targets"].append(t_targets)
+            parts["forward_backward"].append(t_fb)
+            parts["optimizer"].append(t_opt)
+
+    class StepTimer(Callback):
+        def __init__(self) -> None:
+            self.starts: list[float] = []
+
+        def on_train_batch_start(self, *args: Any) -> None:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            self.starts.append(time.perf_counter())
+
+    timer = StepTimer()
+    loader = torch.utils.data.DataLoader([batch] * (warmup + steps + 1), batch_size=None)
+    trainer = Trainer(
+        accelerator=device.type,
+        devices=1,
+        max_steps=warmup + steps + 1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, train_dataloaders=loader)
+    gaps = [b - a for a, b in zip(timer.starts[warmup:], timer.starts[warmup + 1 :], strict=False)]
+    median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    step = median(gaps)
+    result = {
+        "model": name,
+        "arch": arch,
+        "options": options,
+        "crop": crop,
+        "batch": batch_size,
+        "params_M": sum(p.numel() for p in module.net.parameters()) / 1e6,
+        "step_ms": 1e3 * step,
+        "images_per_s": batch_size / step,
+        **{f"{k}_ms": 1e3 * median(v) for k, v in parts.items()},
+        "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    result["outside_share"] = 1.0 - result["forward_backward_ms"] / result["step_ms"]
+    if device.type == "cuda":
+        result["peak_cuda_MiB"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model, print JSON
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args.steps, args.warmup)))
+        return
+    print(describe_machine())
+    print(
+        "| model | params | crop | batch | images/s | step | fwd+bwd | targets | optimiser | outside fwd/bwd | peak RSS |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.models:
+        cmd = [
+            sys.executable,
+            "-m",
+            "experiments.benchmarks.training_step",
+            "--one",
+            name,
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        r = json.loads(out)
+        print(
+            f"| {name} | {r['params_M']:.1f} M | {r['crop']} | {r['batch']} | {r['images_per_s']:.1f} | "
+            f"{r['step_ms']:.0f} ms | {r['forward_backward_ms']:.0f} ms | {r['targets_ms']:.1f} ms | "
+            f"{r['optimizer_ms']:.1f} ms | {100 * r['outside_share']:.1f}% | {r['peak_rss_MiB']:.0f} MiB |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
