@@ -140,10 +140,10 @@ def main() -> None:
         print(json.dumps(measure(args.one, args.steps, args.warmup)))
         return
     print(describe_machine())
-    print(
-        "| model | params | crop | batch | images/s | step | fwd+bwd | targets | optimiser | outside fwd/bwd | peak RSS |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    columns = "model params crop batch images/s step fwd+bwd targets optimiser outside_fwd/bwd peak_RSS"
+    columns = columns.split()
+    print("| " + " | ".join(c.replace("_", " ") for c in columns) + " |")
+    print("|" + "---|" * len(columns))
     for name in args.models:
         cmd = [
             sys.executable,
