@@ -168,7 +168,10 @@ class ColorizationModule(LightningModule):
     def prepare(self, batch: dict[str, Tensor]) -> ColorizationTargets | None:
         """uint8 RGB on the device -> L, soft targets, pixel weights, non-gray mask (None if empty)."""
         rgb = batch["rgb"]
-        return self.targets(rgb) if rgb.shape[0] else None
+        if not rgb.shape[0]:
+            return None
+        with torch.autocast(rgb.device.type, enabled=False):  # exact colour maths under bf16/fp16 runs
+            return self.targets(rgb)
 
     def _loss_and_ab(self, t: ColorizationTargets, decode: bool) -> tuple[Tensor, Tensor | None]:
         out = self(t.lightness)

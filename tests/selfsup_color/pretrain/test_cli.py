@@ -52,6 +52,8 @@ def test_fit_then_resume_last_then_validate(photo_dirs, tmp_path: Path) -> None:
     cli = run_lightning_cli(["validate", "--config", str(config), "--ckpt_path", str(last)])
     metrics = cli.trainer.callback_metrics
     assert 0 <= float(metrics["val/auc"]) <= 1 and "val/colourfulness" in metrics
+    cli = run_lightning_cli(["test", "--config", str(config), "--ckpt_path", str(last)])
+    assert float(cli.trainer.callback_metrics["test/auc"]) == pytest.approx(float(metrics["val/auc"]))
 
 
 def test_wandb_offline_run_writes_its_files(photo_dirs, tmp_path: Path, monkeypatch) -> None:

@@ -40,19 +40,9 @@ def build(photo_dirs: tuple[Path, Path], root: Path, **model: Any) -> tuple[Colo
 
 
 def trainer(root: Path, max_steps: int, callbacks: list[Callback] | None = None, **kwargs: Any) -> Trainer:
-    options: dict[str, Any] = {
-        "accelerator": "cpu",
-        "devices": 1,
-        "max_steps": max_steps,
-        "default_root_dir": str(root),
-        "logger": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "num_sanity_val_steps": 0,
-        "deterministic": True,
-        "callbacks": callbacks or [],
-    }
-    return Trainer(**{**options, **kwargs})
+    """A Trainer with the tiny config's trainer settings (the CLI tests' settings)."""
+    options = tiny_config(root, root, root)["trainer"]
+    return Trainer(**{**options, "max_steps": max_steps, "callbacks": callbacks or [], **kwargs})
 
 
 def test_fit_estimates_the_prior_logs_metrics_and_checkpoints(photo_dirs, tmp_path: Path) -> None:
@@ -152,3 +142,18 @@ def test_bad_settings_fail_early() -> None:
         ColorizationModule(lr_milestones=(10, 5), lr_factors=(0.1, 0.1))
     with pytest.raises(TypeError, match="wdith"):
         ColorizationModule(arch_options={"wdith": 2})
+
+
+def test_bf16_mixed_and_channels_last_train_with_exact_targets(photo_dirs, tmp_path: Path) -> None:
+    """Under bf16 autocast the network runs in bf16 but the targets stay float32 and exact."""
+    module, data = build(photo_dirs, tmp_path, channels_last=True)
+    t = trainer(tmp_path, 2, precision="bf16-mixed", limit_val_batches=1, val_check_interval=2)
+    t.fit(module, data)
+    assert math.isfinite(float(t.callback_metrics["train/loss"]))
+    batch = next(iter(data.val_dataloader()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = module.prepare(batch)
+    plain = module.prepare(batch)
+    assert under_autocast.lightness.dtype == torch.float32
+    assert torch.equal(under_autocast.lightness, plain.lightness)
+    assert torch.equal(under_autocast.targets.weight, plain.targets.weight)
