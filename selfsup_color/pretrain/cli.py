@@ -19,21 +19,25 @@ LOGGER_CLASS = "selfsup_color.pretrain.loggers.SafeWandbLogger"
 class ColorizationCLI(LightningCLI):
     """LightningCLI with the run's checkpointing built in and wandb (offline without a key) as logger.
 
-    Checkpoints go to ``<trainer.default_root_dir>/checkpoints`` unless ``--checkpoint.dirpath`` is
-    set, so ``--ckpt_path last`` always finds the previous run's ``last.ckpt``. The best checkpoint
-    follows ``val/rebalanced_auc``.
+    Checkpoints go to ``<trainer.default_root_dir>/checkpoints`` unless a ``dirpath`` is set, so
+    ``--ckpt_path last`` always finds the previous run's ``last.ckpt``: ``--checkpoint.*`` writes
+    ``last.ckpt`` every ``every_n_train_steps``; ``--best_checkpoint.*`` keeps the best by
+    ``val/rebalanced_auc``, judged right after each validation.
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ModelCheckpoint, "best_checkpoint")
         parser.set_defaults(
             {
-                "checkpoint.monitor": "val/rebalanced_auc",
-                "checkpoint.mode": "max",
                 "checkpoint.save_last": True,
-                "checkpoint.save_top_k": 1,
-                "checkpoint.filename": "best-{step}",
+                "checkpoint.save_top_k": 0,
                 "checkpoint.every_n_train_steps": 1000,
+                "best_checkpoint.monitor": "val/rebalanced_auc",
+                "best_checkpoint.mode": "max",
+                "best_checkpoint.save_top_k": 1,
+                "best_checkpoint.filename": "best-{step}",
+                "best_checkpoint.every_n_epochs": 1,  # checked at the end of every validation
             }
         )
 
@@ -41,8 +45,9 @@ class ColorizationCLI(LightningCLI):
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
         root = Path(config.trainer.get("default_root_dir") or "runs/default")
         config.trainer.default_root_dir = str(root)
-        if config.get("checkpoint") and not config.checkpoint.get("dirpath"):
-            config.checkpoint.dirpath = str(root / "checkpoints")
+        for group in ("checkpoint", "best_checkpoint"):
+            if config.get(group) and not config[group].get("dirpath"):
+                config[group].dirpath = str(root / "checkpoints")
         logger = config.trainer.get("logger")
         if isinstance(logger, dict) or hasattr(logger, "get"):
             init = logger.get("init_args")
@@ -54,7 +59,7 @@ def trainer_defaults() -> dict[str, Any]:
     """Defaults every run gets unless its config overrides them."""
     return {
         "logger": {"class_path": LOGGER_CLASS, "init_args": {"save_dir": None}},
-        "plugins": [AtomicCheckpointIO()],
+        "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.AtomicCheckpointIO"}],
         "log_every_n_steps": 10,
     }
 

@@ -43,6 +43,8 @@ def test_fit_then_resume_last_then_validate(photo_dirs, tmp_path: Path) -> None:
     assert cli.trainer.global_step == 4
     last = root / "checkpoints" / "last.ckpt"
     assert last.is_file() and (root / "prior" / "prior.json").is_file()
+    best = list((root / "checkpoints").glob("best-step=*.ckpt"))
+    assert [p.name for p in best] == ["best-step=3.ckpt"]  # the one validation ran after step 3
     assert torch.load(last, weights_only=True)["global_step"] == 4
     cli = run_lightning_cli(
         ["fit", "--config", str(config), "--trainer.max_steps", "6", "--ckpt_path", "last"]
