@@ -105,8 +105,15 @@ class ColorizationModule(LightningModule):
         self.val_rauc: RebalancedAuC | None = None
         self.val_rauc_gray: RebalancedAuC | None = None
         self._skipped = torch.zeros((), dtype=torch.int64)
-        # Kept out of the module tree (no duplicate state-dict keys); shares the net's parameters.
-        object.__setattr__(self, "_forward", torch.compile(self.net) if compile_net else self.net)
+        self._bind_forward()
+
+    def _bind_forward(self) -> None:
+        """The callable that runs the net: itself or its ``torch.compile`` wrapper.
+
+        Kept out of the module tree (no duplicate state-dict keys); it shares the net's parameters.
+        """
+        net = self.net
+        object.__setattr__(self, "_forward", torch.compile(net) if self.hparams.compile_net else net)
 
     # ------------------------------------------------------------------ prior
     @property
@@ -167,9 +174,7 @@ class ColorizationModule(LightningModule):
     def setup(self, stage: str) -> None:
         if self.hparams.sync_batchnorm and self.trainer.world_size > 1:
             self.net = convert_to_global_batchnorm(self.net)
-            object.__setattr__(
-                self, "_forward", torch.compile(self.net) if self.hparams.compile_net else self.net
-            )
+            self._bind_forward()
         if self.hparams.channels_last:
             self.net.to(memory_format=torch.channels_last)
 
