@@ -34,7 +34,7 @@ def prior_command(argv: list[str]) -> int:
         persistent_workers=False,
     )
     record = estimate_data_prior(data, args.images, torch.device(args.device), args.sigma, source=args.data)
-    json_path, png_path = write_prior(record, args.out, title=f"prior of {args.data}")
+    json_path, png_path, _ = write_prior(record, args.out, title=f"prior of {args.data}")
     p = record.prior
     print(
         f"prior of {record.n_images} images ({record.n_pixels} pixels, {record.n_gray_skipped} grayscale "

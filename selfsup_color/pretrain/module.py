@@ -140,20 +140,12 @@ class ColorizationModule(LightningModule):
                 trainer.datamodule, hp.prior_images, self.device, hp.sigma, source="training images"
             )
             if trainer.is_global_zero:
-                from .loggers import run_dir
+                from .loggers import log_image, run_dir
 
-                json_path, png_path = write_prior(record, run_dir(trainer) / "prior", "training prior")
+                json_path, _, plot = write_prior(record, run_dir(trainer) / "prior", "training prior")
                 rank_zero_info(f"Prior of {record.n_images} images saved to {json_path}")
-                self._log_prior_plot(png_path)
+                log_image(trainer, "prior", plot)
         self.prior_probs.copy_(record.prior.to(self.prior_probs.device))
-
-    def _log_prior_plot(self, png_path: Any) -> None:
-        import numpy as np
-        from PIL import Image
-
-        from .loggers import log_image
-
-        log_image(self.trainer, "prior", np.asarray(Image.open(png_path).convert("RGB")))
 
     def on_fit_start(self) -> None:
         self._ensure_prior()
@@ -249,11 +241,12 @@ class ColorizationModule(LightningModule):
         assert pred_ab is not None
         n = t.ab.shape[0]
         self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=n, prog_bar=stage == "val")
-        self.val_auc.update(pred_ab, t.ab)
-        self.val_auc_gray.update(torch.zeros_like(t.ab), t.ab)
+        gray = torch.zeros_like(t.ab)
         assert self.val_rauc is not None and self.val_rauc_gray is not None
+        self.val_auc.update(pred_ab, t.ab)
+        self.val_auc_gray.update(gray, t.ab)
         self.val_rauc.update(pred_ab, t.ab)
-        self.val_rauc_gray.update(torch.zeros_like(t.ab), t.ab)
+        self.val_rauc_gray.update(gray, t.ab)
         small_l = t.lightness[..., :: self.net.output_stride, :: self.net.output_stride]
         rgb = lab_to_rgb(torch.cat((small_l, pred_ab.to(small_l.dtype)), 1), check=False)
         truth = lab_to_rgb(torch.cat((small_l, t.ab.to(small_l.dtype)), 1), check=False)

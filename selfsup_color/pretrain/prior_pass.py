@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -48,12 +49,16 @@ def read_prior(path: str | Path) -> Prior:
     return load_prior(path) if path.suffix == ".json" else load_prior_table(path)
 
 
-def write_prior(record: Prior, folder: Path, title: str = "") -> tuple[Path, Path]:
-    """Save ``prior.json`` and its Figure-3 style plot ``prior.png`` into ``folder``."""
-    from ..viz import prior_figure, save_figure
+def write_prior(record: Prior, folder: Path, title: str = "") -> tuple[Path, Path, np.ndarray]:
+    """Save ``prior.json`` and its Figure-3 style plot ``prior.png`` into ``folder``.
+
+    Returns both paths and the plot as an H x W x 3 uint8 array (for loggers), rendered once.
+    """
+    from ..viz import figure_to_array, prior_figure, save_figure
 
     folder.mkdir(parents=True, exist_ok=True)
     json_path = folder / "prior.json"
     save_prior(record, json_path)
-    png_path = save_figure(prior_figure(record.prior, title=title or None), folder / "prior.png")
-    return json_path, png_path
+    figure = prior_figure(record.prior, title=title or None)
+    png_path = save_figure(figure, folder / "prior.png")
+    return json_path, png_path, figure_to_array(figure)
