@@ -8,9 +8,12 @@ into the cache. Per image:
   ``RandomHorizontalFlip()``, ``PILToTensor()``;
 - ours: ``ImageFiles(files, 256, 176, train=True)[i]``, a 176 x 176 x 3 uint8 tensor.
 
-Rounds interleave the three, so that the machine's drifting speed hits all alike; we print median
-images/s and the median of the per-round ratios. ``--workers N`` runs each through a DataLoader with
-N persistent worker processes (batches of ``--batch``) instead of in this process.
+The three are interleaved so that the machine's drifting speed (often +-30% here) hits all alike.
+In this process, each round walks the files in chunks of ``--chunk``, and each chunk is read by all
+three, in an order that rotates from chunk to chunk; a round's time for a loader is the sum over its
+chunks. ``--workers N`` instead runs each loader through a DataLoader with N persistent worker
+processes (batches of ``--batch``), one whole pass after the other. We print median images/s and the
+median of the per-round ratios.
 
 Run: ``python -m experiments.benchmarks.loading [--rounds 5 --workers 0]``
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -67,11 +71,23 @@ def count(items: list[object]) -> int:
 
 
 def one_pass(dataset: Dataset, workers: int, batch: int, collate: Callable) -> Callable[[], object]:
-    """A function that reads every item once: in this process, or through a DataLoader."""
-    if workers == 0:
-        return lambda: [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
+    """A function that reads every item once through a DataLoader with ``workers`` processes."""
     loader = DataLoader(dataset, batch, num_workers=workers, persistent_workers=True, collate_fn=collate)
     return lambda: sum(1 for _ in loader)
+
+
+def chunked_rounds(datasets: dict[str, Dataset], size: int, chunk: int) -> dict[str, float]:
+    """One round in this process: seconds per loader, summed over chunks read in rotating order."""
+    names = list(datasets)
+    seconds = dict.fromkeys(names, 0.0)
+    for number, start in enumerate(range(0, size, chunk)):
+        indices = range(start, min(size, start + chunk))
+        for name in names[number % len(names) :] + names[: number % len(names)]:
+            began = time.perf_counter()
+            for index in indices:
+                datasets[name][index]
+            seconds[name] += time.perf_counter() - began
+    return seconds
 
 
 def main() -> None:
@@ -83,6 +99,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of one pass each")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (0: in this process)")
     parser.add_argument("--batch", type=int, default=40, help="batch size with --workers")
+    parser.add_argument("--chunk", type=int, default=20, help="files per interleaved chunk, in this process")
     args = parser.parse_args()
 
     root = extract_archive(args.archive, args.cache or cache_dir())
@@ -96,32 +113,36 @@ def main() -> None:
         ]
     )
     ours = ImageFiles(files, args.resize, args.crop, train=True)
-    variants = {
-        "bare decode": one_pass(PerFile(files, bare_decode), args.workers, args.batch, count),
-        "torchvision": one_pass(
-            PerFile(files, partial(torchvision_crop, transform=reference)),
-            args.workers,
-            args.batch,
-            torch.utils.data.default_collate,
-        ),
-        "ours": one_pass(ours, args.workers, args.batch, collate_images),
+    datasets = {
+        "bare decode": PerFile(files, bare_decode),
+        "torchvision": PerFile(files, partial(torchvision_crop, transform=reference)),
+        "ours": ours,
     }
+    collates = {"bare decode": count, "torchvision": torch.utils.data.default_collate, "ours": collate_images}
     where = f"{args.workers} workers, batches of {args.batch}" if args.workers else "one process"
     print(
         f"{len(files)} files of {root}, resize {args.resize}, crop {args.crop}, {where}; {describe_machine()}"
     )
-    for run in variants.values():  # warm up: file cache, worker start
-        run()
-    seconds: dict[str, list[float]] = {name: [] for name in variants}
-    for epoch in range(args.rounds):
-        ours.set_epoch(epoch)  # new crops each round (workers see it: the epoch is in shared memory)
-        for name, run in variants.items():
-            seconds[name].append(time_call(run, 1, warmup=0))
+    passes = {
+        name: one_pass(data, args.workers, args.batch, collates[name])
+        for name, data in datasets.items()
+        if args.workers
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in datasets}
+    for epoch in range(-1, args.rounds):  # round -1 warms up: file cache, worker start
+        ours.set_epoch(epoch + 1)  # new crops each round (workers see it: the epoch is in shared memory)
+        if args.workers:
+            times = {name: time_call(run, 1, warmup=0) for name, run in passes.items()}
+        else:
+            times = chunked_rounds(datasets, len(files), args.chunk)
+        for name, value in times.items():
+            if epoch >= 0:
+                seconds[name].append(value)
 
     def ratio(a: str, b: str) -> float:
         return statistics.median(tb / ta for ta, tb in zip(seconds[a], seconds[b], strict=True))
 
-    for name in variants:
+    for name in datasets:
         rate = len(files) / statistics.median(seconds[name])
         print(f"{name:<12} {rate:8.0f} images/s  {ratio(name, 'bare decode'):5.2f}x bare decode")
     print(
