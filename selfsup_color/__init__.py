@@ -5,7 +5,7 @@ bins, soft encoding, the empirical prior and class rebalancing, losses, decoding
 """
 
 from .core.bins import GRID, Q, ab_bins
-from .core.color import lab_to_rgb, rgb_to_lab
+from .core.color import lab_to_rgb, rgb_to_lab, rgb_to_lightness
 from .core.decode import DEFAULT_TEMPERATURE, annealed_mean, expected_ab, mode
 from .core.encode import SoftTargets, gaussian_weights, nearest_bin, soft_encode, soft_encode_sparse
 from .core.loss import classification_loss, regression_loss, rescale_weight_decay
@@ -69,6 +69,7 @@ __all__ = [
     "regression_loss",
     "rescale_weight_decay",
     "rgb_to_lab",
+    "rgb_to_lightness",
     "save_prior",
     "smooth_prior",
     "soft_encode",

@@ -109,6 +109,26 @@ def rgb_to_lab(rgb: Tensor, check: bool = True) -> Tensor:
     return linear_rgb_to_lab(srgb_to_linear(x)).to(rgb.dtype)
 
 
+def rgb_to_lightness(rgb: Tensor, check: bool = True) -> Tensor:
+    """sRGB in [0, 1] (N x 3 x H x W, float) or 8-bit codes (uint8) -> CIE L (N x 1 x H x W, [0, 100]).
+
+    The L channel of :func:`rgb_to_lab` without computing a and b: what a colorization encoder sees.
+    Floats come back in their own dtype (computed in at least float32), uint8 as float32.
+    """
+    if rgb.dtype == torch.uint8:
+        if rgb.dim() != 4 or rgb.shape[1] != 3:
+            raise ValueError(f"rgb must be N x 3 x H x W, got shape {tuple(rgb.shape)}")
+        x, out_dtype = rgb.float() / 255.0, torch.float32
+    else:
+        check_float_batch(rgb, "rgb", 3)
+        if check:
+            check_range(rgb, "rgb", 0.0, 1.0)
+        x, out_dtype = rgb.to(compute_dtype(rgb)), rgb.dtype
+    weights = torch.tensor(XYZ_FROM_RGB[1], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    luminance = (srgb_to_linear(x) * weights).sum(dim=1, keepdim=True)
+    return (116.0 * lab_compand(luminance) - 16.0).to(out_dtype)
+
+
 def lab_to_rgb(lab: Tensor, check: bool = True) -> Tensor:
     """CIE Lab (N x 3 x H x W) -> sRGB in [0, 1], D65 white, clipped to the sRGB gamut.
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage import color
 
-from selfsup_color import lab_to_rgb, rgb_to_lab
+from selfsup_color import lab_to_rgb, rgb_to_lab, rgb_to_lightness
 
 EDGE_COLOURS = [
     (0, 0, 0), (1, 1, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (0, 1, 1), (1, 0, 1),
@@ -92,3 +92,20 @@ def test_bad_input_raises_clear_errors() -> None:
         rgb_to_lab(torch.full((1, 3, 2, 2), 255.0))
     with pytest.raises(ValueError, match="non-finite"):
         lab_to_rgb(torch.full((1, 3, 2, 2), float("inf")))
+
+
+def test_lightness_matches_skimage_for_floats_and_uint8(rng: torch.Generator) -> None:
+    rgb = torch.rand(2, 3, 9, 13, generator=rng)
+    rgb[0, :, 0, : len(EDGE_COLOURS)] = torch.tensor(EDGE_COLOURS, dtype=torch.float32).t()
+    reference = skimage_lab(rgb)[:, :1]
+    lightness = rgb_to_lightness(rgb)
+    assert lightness.shape == (2, 1, 9, 13) and lightness.dtype == torch.float32
+    assert np.abs(lightness.numpy() - reference).max() < 1e-3
+    codes = (rgb * 255).round().to(torch.uint8)
+    from_codes = rgb_to_lightness(codes)
+    assert np.abs(from_codes.numpy() - skimage_lab(codes.double() / 255)[:, :1]).max() < 1e-3
+    assert rgb_to_lightness(rgb.double()).dtype == torch.float64
+    with pytest.raises(ValueError, match="rgb"):
+        rgb_to_lightness(rgb + 1.0)
+    with pytest.raises(ValueError, match="N x 3 x H x W"):
+        rgb_to_lightness(codes[:, :2])

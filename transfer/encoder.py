@@ -1,0 +1,240 @@
+"""The encoder every transfer evaluation sees: a colorization network's named feature taps on L only.
+
+Sources (:class:`EncoderConfig`):
+
+- ``checkpoint``: a pretraining checkpoint (Lightning ``.ckpt`` written by ``selfsup-color fit``) or
+  exported weights (:func:`export_encoder`). Loading is strict: every key and shape of the network
+  must match, or a :class:`~selfsup_color.checkpoints.KeyReport` names what is missing, unexpected
+  or of another shape. Files are read with ``torch.load(weights_only=True)``.
+- ``init="random"``: the same architecture, randomly initialised (the baseline every table shows).
+  Its architecture comes from ``arch``/``arch_options`` or, if given, from the checkpoint.
+
+:class:`LightnessEncoder` wraps the network: RGB in (uint8 or [0, 1] floats), CIE L computed on the
+device, feature maps of the requested taps out. It can freeze the network up to a tap; frozen parts
+stay in eval mode (BatchNorm statistics frozen too) whatever ``train()`` is called with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor, nn
+
+from selfsup_color.checkpoints import KeyReport, load_state_strict, read_checkpoint
+from selfsup_color.core.color import rgb_to_lightness
+from selfsup_color.models import ColorizationNet, build_model
+
+EXPORT_FORMAT = "selfsup-color-encoder/1"
+"""The ``format`` field of exported encoder weights."""
+NET_PREFIX = "net."
+"""Where the network's weights live in a pretraining checkpoint's ``state_dict``."""
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Which encoder to evaluate.
+
+    Args:
+        checkpoint: pretraining ``.ckpt`` or exported ``.pt`` weights; None with ``init="random"``.
+        init: ``"pretrained"`` (load the checkpoint's weights) or ``"random"`` (same architecture,
+            new random weights: the baseline).
+        arch, arch_options: the architecture when there is no checkpoint (``build_model`` names).
+            With a checkpoint they must be left unset or agree with it.
+        seed: seeds the random initialisation.
+    """
+
+    checkpoint: str | None = None
+    init: Literal["pretrained", "random"] = "pretrained"
+    arch: str | None = None
+    arch_options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.init not in ("pretrained", "random"):
+            raise ValueError(f"encoder.init must be 'pretrained' or 'random', got {self.init!r}")
+        if self.init == "pretrained" and not self.checkpoint:
+            raise ValueError("encoder.init='pretrained' needs encoder.checkpoint (a .ckpt or exported .pt)")
+        if not self.checkpoint and not self.arch:
+            raise ValueError("a random encoder without a checkpoint needs encoder.arch (e.g. 'eccv16')")
+
+    @property
+    def label(self) -> str:
+        """A short name for tables: the checkpoint's file name, or ``random <arch>``."""
+        if self.init == "random":
+            return f"random init ({self.arch or Path(str(self.checkpoint)).stem})"
+        return Path(str(self.checkpoint)).name
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """A network's architecture and weights as found in a file."""
+
+    arch: str
+    arch_options: dict[str, Any]
+    state_dict: dict[str, Tensor]
+    source: str
+    step: int | None = None
+
+
+def read_weights(path: str | Path) -> LoadedWeights:
+    """The network weights in a pretraining checkpoint or exported file; ValueError for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder checkpoint {path} does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(
+            f"cannot read encoder checkpoint {path} ({type(error).__name__}: {error})"
+        ) from error
+    if isinstance(data, dict) and data.get("format") == EXPORT_FORMAT:
+        return LoadedWeights(
+            data["arch"], dict(data["arch_options"]), data["state_dict"], str(path), data.get("step")
+        )
+    ckpt = read_checkpoint(path)
+    hparams = ckpt.get("hyper_parameters", {})
+    if "arch" not in hparams:
+        raise ValueError(
+            f"{path} is not a selfsup-color pretraining checkpoint (no 'arch' hyperparameter); "
+            f"pass a .ckpt from `selfsup-color fit` or weights from `selfsup-transfer export`"
+        )
+    state = {k[len(NET_PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(NET_PREFIX)}
+    if not state:
+        raise ValueError(f"{path} holds no network weights (no '{NET_PREFIX}*' keys in its state_dict)")
+    return LoadedWeights(
+        hparams["arch"], dict(hparams.get("arch_options") or {}), state, str(path), ckpt.get("global_step")
+    )
+
+
+def load_network(config: EncoderConfig) -> tuple[ColorizationNet, KeyReport | None]:
+    """The configured network and, when weights were loaded, their (clean) key report."""
+    weights = read_weights(config.checkpoint) if config.checkpoint else None
+    arch = weights.arch if weights else str(config.arch)
+    options = dict(weights.arch_options) if weights else dict(config.arch_options)
+    if (
+        weights
+        and config.arch
+        and (config.arch, config.arch_options) != (arch, options | config.arch_options)
+    ):
+        raise ValueError(
+            f"encoder.arch={config.arch!r} with options {config.arch_options} disagrees with "
+            f"{weights.source}, which holds {arch!r} with options {options}; leave them unset"
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        net = build_model(arch, **options)
+    if config.init == "random" or weights is None:
+        rank_zero_info(f"Encoder: {arch} {options}, random init (seed {config.seed})")
+        return net, None
+    report = load_state_strict(net, weights.state_dict, weights.source)
+    rank_zero_info(f"Encoder: {arch} {options} from {weights.source} (step {weights.step}): {report}")
+    return net, report
+
+
+def export_encoder(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write the network of a pretraining checkpoint as standalone weights (no optimiser, no prior)."""
+    weights = read_weights(checkpoint)
+    net = build_model(weights.arch, **weights.arch_options)
+    load_state_strict(net, weights.state_dict, weights.source)  # refuse to export a broken file
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "format": EXPORT_FORMAT,
+            "arch": weights.arch,
+            "arch_options": weights.arch_options,
+            "state_dict": net.state_dict(),
+            "step": weights.step,
+            "source": str(checkpoint),
+        },
+        out,
+    )
+    return out
+
+
+def parameters_up_to(net: ColorizationNet, tap: str) -> set[str]:
+    """Names of the parameters that the feature map ``tap`` depends on (found by autograd, any net)."""
+    params = dict(net.named_parameters())
+    size = 8 * max(net.tap_strides().values())
+    was_training, flags = net.training, {name: p.requires_grad for name, p in params.items()}
+    net.eval()
+    try:
+        for p in params.values():
+            p.requires_grad_(True)
+        with torch.enable_grad():
+            feature = net.forward_features(torch.full((1, 1, size, size), 50.0), [tap])[tap]
+            grads = torch.autograd.grad(feature.sum(), list(params.values()), allow_unused=True)
+    finally:
+        net.train(was_training)
+        for name, p in params.items():
+            p.requires_grad_(flags[name])
+    return {name for name, grad in zip(params, grads, strict=True) if grad is not None}
+
+
+class LightnessEncoder(nn.Module):
+    """RGB batch in, the named feature maps of its lightness out: how transfer heads see a network.
+
+    Args:
+        net: a :class:`~selfsup_color.models.ColorizationNet`.
+        freeze_at: freeze every parameter that the tap ``freeze_at`` depends on (that part also stays
+            in eval mode); ``"all"`` freezes the whole network, None nothing.
+    """
+
+    def __init__(self, net: ColorizationNet, freeze_at: str | None = "all") -> None:
+        super().__init__()
+        self.net = net
+        self.tap_names: tuple[str, ...] = tuple(net.tap_names)
+        if freeze_at is not None and freeze_at != "all":
+            net.select_taps([freeze_at])  # KeyError naming the valid taps
+        self.freeze_at = freeze_at
+        frozen = (
+            set()
+            if freeze_at is None
+            else {n for n, _ in net.named_parameters()}
+            if freeze_at == "all"
+            else parameters_up_to(net, freeze_at)
+        )
+        for name, param in net.named_parameters():
+            param.requires_grad_(name not in frozen)
+        self._frozen_modules = [
+            module
+            for module in net.modules()
+            if any(True for _ in module.parameters(recurse=False))
+            and all(not p.requires_grad for p in module.parameters(recurse=False))
+        ]
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> LightnessEncoder:
+        super().train(mode)
+        for module in self._frozen_modules if hasattr(self, "_frozen_modules") else []:
+            module.eval()
+        return self
+
+    @property
+    def fully_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.net.parameters())
+
+    def tap_channels(self) -> dict[str, int]:
+        return self.net.tap_channels()
+
+    def tap_strides(self) -> dict[str, int]:
+        return self.net.tap_strides()
+
+    def forward(self, rgb: Tensor, taps: Sequence[str] | str | None = None) -> dict[str, Tensor]:
+        """Feature maps of ``taps`` (all if None) for ``rgb``: N x 3 x H x W uint8, or floats in [0, 1]."""
+        lightness = rgb_to_lightness(rgb, check=False)
+        if self.fully_frozen:
+            with torch.no_grad():
+                return self.net.forward_features(lightness, taps)
+        return self.net.forward_features(lightness, taps)
+
+
+def build_encoder(config: EncoderConfig, freeze_at: str | None = "all") -> LightnessEncoder:
+    """:func:`load_network` wrapped in a :class:`LightnessEncoder`."""
+    net, _ = load_network(config)
+    return LightnessEncoder(net, freeze_at)
