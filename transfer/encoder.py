@@ -66,7 +66,7 @@ class EncoderConfig:
     def label(self) -> str:
         """A short name for tables: the checkpoint's file name, or ``random <arch>``."""
         if self.init == "random":
-            return f"random init ({self.arch or Path(str(self.checkpoint)).stem})"
+            return f"random init ({self.arch or Path(str(self.checkpoint)).name + ' architecture'})"
         return Path(str(self.checkpoint)).name
 
 
@@ -136,25 +136,25 @@ def load_network(config: EncoderConfig) -> tuple[ColorizationNet, KeyReport | No
     return net, report
 
 
+def save_weights(
+    net: ColorizationNet, arch: str, arch_options: dict[str, Any], out: str | Path, **info: Any
+) -> Path:
+    """Write ``net``'s weights in the exported format that :class:`EncoderConfig` reads."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"format": EXPORT_FORMAT, "arch": arch, "arch_options": dict(arch_options)}
+    torch.save({**record, "state_dict": net.state_dict(), **info}, out)
+    return out
+
+
 def export_encoder(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the network of a pretraining checkpoint as standalone weights (no optimiser, no prior)."""
     weights = read_weights(checkpoint)
     net = build_model(weights.arch, **weights.arch_options)
     load_state_strict(net, weights.state_dict, weights.source)  # refuse to export a broken file
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "format": EXPORT_FORMAT,
-            "arch": weights.arch,
-            "arch_options": weights.arch_options,
-            "state_dict": net.state_dict(),
-            "step": weights.step,
-            "source": str(checkpoint),
-        },
-        out,
+    return save_weights(
+        net, weights.arch, weights.arch_options, out, step=weights.step, source=str(checkpoint)
     )
-    return out
 
 
 def parameters_up_to(net: ColorizationNet, tap: str) -> set[str]:

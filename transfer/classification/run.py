@@ -1,0 +1,238 @@
+"""Classification evaluations end to end: linear probes, kNN, fine-tuning, and the supervised baseline.
+
+Each ``run_*`` takes an :class:`~transfer.encoder.EncoderConfig` and returns a
+:class:`~transfer.report.Result` with one row per tap (per layer, as in the paper's tables).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..common import LoggerConfig, OptimConfig, TrainerConfig, make_logger, make_trainer
+from ..encoder import EncoderConfig, LightnessEncoder, build_encoder, save_weights
+from ..report import Result
+from .cache import CACHE_MODES, CacheMode, cached_loader, extract_features, resolve_mode, shard
+from .data import ClassificationData, LabelledFiles
+from .finetune import FineTune
+from .knn import DEFAULT_K, DEFAULT_TEMPERATURE, knn_probe
+from .probes import DEFAULT_POOL_DIMS, LinearProbes, pool_sizes, tap_shapes
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Linear probes: which taps (None: all), pooled size, caching, and SGD."""
+
+    taps: list[str] | None = None
+    pool_dims: int = DEFAULT_POOL_DIMS
+    cache: CacheMode = "auto"
+    cache_dir: str | None = None
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.01, momentum=0.9))
+
+    def __post_init__(self) -> None:
+        if self.cache not in CACHE_MODES:
+            raise ValueError(f"probe.cache must be one of {CACHE_MODES}, got {self.cache!r}")
+        if self.pool_dims < 1:
+            raise ValueError(f"probe.pool_dims must be >= 1, got {self.pool_dims}")
+
+
+@dataclass(frozen=True)
+class KNNConfig:
+    """kNN probe: taps (None: all), pooled size, k and the vote temperature."""
+
+    taps: list[str] | None = None
+    pool_dims: int = DEFAULT_POOL_DIMS
+    k: int = DEFAULT_K
+    temperature: float = DEFAULT_TEMPERATURE
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.temperature <= 0:
+            raise ValueError(f"knn.k must be >= 1 and knn.temperature > 0, got {self.k}, {self.temperature}")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning: freeze up to ``freeze_at`` (None: nothing), classify from ``tap`` (None: deepest)."""
+
+    freeze_at: str | None = None
+    tap: str | None = None
+    pool_dims: int = DEFAULT_POOL_DIMS
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.01, weight_decay=1e-4))
+
+
+def _device_encoder(config: EncoderConfig, freeze_at: str | None, trainer: Any) -> LightnessEncoder:
+    encoder = build_encoder(config, freeze_at)
+    return encoder.to(trainer.strategy.root_device)
+
+
+def _result(task: str, dataset: str, label: str, metrics: dict[str, Any], settings: dict[str, Any]) -> Result:
+    rows: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) == 3 and parts[0] == "val":
+            rows.setdefault(parts[1], {})[parts[2]] = float(value)
+    return Result(task, dataset, label, rows, settings)
+
+
+def _settings(**parts: Any) -> dict[str, Any]:
+    return {
+        name: asdict(value) if hasattr(value, "__dataclass_fields__") else value
+        for name, value in parts.items()
+    }
+
+
+def run_linear(
+    encoder: EncoderConfig,
+    data: ClassificationData,
+    probe: ProbeConfig,
+    trainer: TrainerConfig,
+    logger: LoggerConfig,
+    out_dir: Path,
+    dataset: str,
+) -> Result:
+    """Train one linear probe per tap in one pass over a frozen encoder; top-1/top-5 per tap at the end."""
+    train_files, val_files = data.splits()
+    # Every rank reads its own shard (``files[rank::world]``), cached or not: no sampler padding.
+    run = make_trainer(
+        trainer, out_dir, make_logger(logger, out_dir, f"linear-{encoder.label}"),
+        use_distributed_sampler=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+    train_files = shard(train_files, run.global_rank, run.world_size)
+    val_files = shard(val_files, run.global_rank, run.world_size)
+    net = _device_encoder(encoder, "all", run)
+    taps = net.net.select_taps(probe.taps)
+    shapes = tap_shapes(net, taps, data.crop)
+    sizes = pool_sizes(shapes, probe.pool_dims)
+    channels = {name: shape[0] for name, shape in shapes.items()}
+    cache = resolve_mode(
+        probe.cache, len(train_files.files), {t: channels[t] * s * s for t, s in sizes.items()}
+    )
+    module = LinearProbes(net, sizes, channels, len(train_files.classes), probe.optim)
+    if cache == "none":
+        train_loader = data.loader(train_files, train=True)
+        val_loader = data.loader(val_files, train=False)
+    else:
+        folder = Path(probe.cache_dir or out_dir / "features") / f"rank{run.global_rank}"
+        stores = {}
+        for split, files in (("train", train_files), ("val", val_files)):
+            loader = data.loader(files, train=False, shuffle=False)
+            stores[split] = extract_features(
+                net, sizes, channels, loader, len(files.files), cache, folder, split
+            )
+        train_loader = cached_loader(stores["train"], data.batch_size, shuffle=True, seed=trainer.seed)
+        val_loader = cached_loader(stores["val"], data.batch_size, shuffle=False)
+    run.fit(module, train_dataloaders=train_loader)
+    metrics = run.validate(module, dataloaders=val_loader, verbose=False)[0]
+    settings = _settings(encoder=encoder, data=data, probe=probe, trainer=trainer, cache=cache, pool=sizes)
+    return _result("linear", dataset, encoder.label, metrics, settings)
+
+
+def extract_split(
+    net: LightnessEncoder,
+    data: ClassificationData,
+    files: LabelledFiles,
+    sizes: dict[str, int],
+    rank: int,
+    world: int,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """This rank's pooled features (in memory) and labels of ``files`` (centre crops)."""
+    channels = net.tap_channels()
+    mine = shard(files, rank, world)
+    loader = data.loader(mine, train=False, shuffle=False)
+    store = extract_features(net, sizes, channels, loader, len(mine.files), "memory")
+    return {name: torch.as_tensor(values) for name, values in store.features.items()}, store.labels
+
+
+def run_knn(
+    encoder: EncoderConfig, data: ClassificationData, knn: KNNConfig, device: str, dataset: str
+) -> Result:
+    """kNN top-1/top-5 per tap (single process: features of the whole split on ``device``)."""
+    train_files, val_files = data.splits()
+    net = build_encoder(encoder, "all").to(device)
+    taps = net.net.select_taps(knn.taps)
+    sizes = pool_sizes(tap_shapes(net, taps, data.crop), knn.pool_dims)
+    bank, bank_labels = extract_split(net, data, train_files, sizes, 0, 1)
+    queries, query_labels = extract_split(net, data, val_files, sizes, 0, 1)
+    scores = knn_probe(
+        bank, bank_labels, queries, query_labels, len(train_files.classes), knn.k, knn.temperature
+    )
+    return Result(
+        "knn", dataset, encoder.label, scores, _settings(encoder=encoder, data=data, knn=knn, pool=sizes)
+    )
+
+
+def run_finetune(
+    encoder: EncoderConfig,
+    data: ClassificationData,
+    finetune: FinetuneConfig,
+    trainer: TrainerConfig,
+    logger: LoggerConfig,
+    out_dir: Path,
+    dataset: str,
+    task: str = "finetune",
+) -> tuple[Result, FineTune]:
+    """Train the encoder past ``freeze_at`` and a classifier on ``tap``; top-1/top-5 of that tap."""
+    train_files, val_files = data.splits()
+    run = make_trainer(
+        trainer, out_dir, make_logger(logger, out_dir, f"{task}-{encoder.label}"), num_sanity_val_steps=0
+    )
+    net = build_encoder(encoder, finetune.freeze_at)
+    tap = finetune.tap or net.tap_names[-1]
+    size = pool_sizes(tap_shapes(net, [tap], data.crop), finetune.pool_dims)[tap]
+    module = FineTune(net, tap, size, len(train_files.classes), finetune.optim)
+    run.fit(module, train_dataloaders=data.loader(train_files, train=True))
+    metrics = run.validate(module, dataloaders=data.loader(val_files, train=False), verbose=False)[0]
+    settings = _settings(encoder=encoder, data=data, finetune=finetune, trainer=trainer)
+    return _result(task, dataset, encoder.label, metrics, settings), module
+
+
+def train_supervised(
+    arch_source: EncoderConfig,
+    data: ClassificationData,
+    finetune: FinetuneConfig,
+    trainer: TrainerConfig,
+    logger: LoggerConfig,
+    out_dir: Path,
+    dataset: str,
+) -> tuple[Result, EncoderConfig]:
+    """The supervised baseline: ``arch_source``'s architecture trained from scratch on the labels.
+
+    Returns its own fine-tuning result and an :class:`EncoderConfig` of the trained weights (saved
+    under ``out_dir``), to be probed like any other encoder.
+    """
+    scratch = EncoderConfig(
+        checkpoint=arch_source.checkpoint,
+        init="random",
+        arch=arch_source.arch,
+        arch_options=arch_source.arch_options,
+        seed=arch_source.seed,
+    )
+    plain = FinetuneConfig(None, finetune.tap, finetune.pool_dims, finetune.optim)
+    result, module = run_finetune(scratch, data, plain, trainer, logger, out_dir, dataset, task="supervised")
+    net = module.encoder.net
+    path = out_dir / "supervised.pt"
+    if getattr(module.trainer, "is_global_zero", True):
+        save_weights(
+            net, _arch_name(net), _arch_options(net, scratch), path, source="supervised from scratch"
+        )
+    if module.trainer.world_size > 1:
+        module.trainer.strategy.barrier("supervised-weights")
+    result.encoder = f"supervised ({_arch_name(net)})"
+    return result, EncoderConfig(checkpoint=str(path), init="pretrained")
+
+
+def _arch_name(net: Any) -> str:
+    from selfsup_color.models.registry import ARCHITECTURES
+
+    return next(name for name, cls in ARCHITECTURES.items() if isinstance(net, cls))
+
+
+def _arch_options(net: Any, config: EncoderConfig) -> dict[str, Any]:
+    if config.checkpoint:
+        from ..encoder import read_weights
+
+        return read_weights(config.checkpoint).arch_options
+    return dict(config.arch_options)
