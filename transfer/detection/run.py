@@ -1,0 +1,288 @@
+"""One detection transfer run: settings (:class:`DetectionConfig`) and :func:`run_detection`."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from lightning.pytorch import seed_everything
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from torch.utils.data import DataLoader
+
+from selfsup_color.data.sampling import seed_worker
+
+from ..common import LoggerConfig, OptimConfig, TrainerConfig, make_logger, make_trainer
+from ..encoder import EncoderConfig, build_encoder
+from ..report import Result
+from .data import (
+    DetectionDataset,
+    coco_dataset,
+    collate_detection,
+    read_coco,
+    read_id_list,
+    split_ids,
+    voc_dataset,
+    write_split,
+)
+from .model import HEADS, build_detector
+from .module import DetectionModule
+
+
+def _positive(key: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{key} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DetectionDataConfig:
+    """Where the images and boxes are, how they are split and resized.
+
+    Args:
+        format: ``"coco"`` (instances JSON + image folder) or ``"voc"`` (Pascal VOC folders).
+        root: coco: the folder that ``images``/``annotations`` are relative to; voc: the folder
+            holding ``VOCdevkit/VOC<year>``.
+        images, annotations: coco: the training image folder and instances JSON.
+        val_images, val_annotations: coco: a separate validation set (e.g. val2017); unset: split
+            ``annotations`` by ``val_fraction``/``split_seed`` or by ``split_file`` (JSON with
+            ``"train"`` and ``"val"`` image-id lists). The split used goes to ``<out_dir>/split.json``.
+        train_sets, val_set: voc: image sets as ``"<year>-<set>"`` (``["2007-trainval"]``, ``"2007-test"``).
+        max_train_images, max_val_images: keep the first N of each split (quick runs).
+        min_size, max_size: resize (shorter side; cap on the longer side), in the loader and the model.
+        flip: random horizontal flips for training.
+    """
+
+    format: Literal["coco", "voc"] = "coco"
+    root: str = ""
+    images: str = "images"
+    annotations: str = "annotations/instances.json"
+    val_images: str | None = None
+    val_annotations: str | None = None
+    val_fraction: float = 0.2
+    split_seed: int = 0
+    split_file: str | None = None
+    train_sets: list[str] = field(default_factory=lambda: ["2007-trainval"])
+    val_set: str = "2007-test"
+    max_train_images: int | None = None
+    max_val_images: int | None = None
+    min_size: int = 800
+    max_size: int = 1333
+    flip: bool = True
+    batch_size: int = 2
+    num_workers: int = 4
+
+    def __post_init__(self) -> None:
+        if self.format not in ("coco", "voc"):
+            raise ValueError(f"data.format must be 'coco' or 'voc', got {self.format!r}")
+        if not self.root:
+            raise ValueError("data.root is required: the dataset folder")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if (self.val_images is None) != (self.val_annotations is None):
+            raise ValueError("data.val_images and data.val_annotations go together: set both or neither")
+        if self.val_annotations is not None and self.split_file is not None:
+            raise ValueError("data.split_file splits one JSON; it cannot be used with data.val_annotations")
+        if not self.train_sets or any("-" not in s for s in self.train_sets) or "-" not in self.val_set:
+            raise ValueError(
+                "data.train_sets and data.val_set must be '<year>-<set>' names, "
+                f"got {self.train_sets} and {self.val_set!r}"
+            )
+        for key in ("max_train_images", "max_val_images"):
+            _positive(f"data.{key}", getattr(self, key), allow_none=True)
+        for key in ("min_size", "max_size", "batch_size"):
+            _positive(f"data.{key}", getattr(self, key))
+        if self.max_size < self.min_size:
+            raise ValueError(f"data.max_size ({self.max_size}) must be >= data.min_size ({self.min_size})")
+        if not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ValueError(f"data.num_workers must be a non-negative integer, got {self.num_workers!r}")
+
+
+@dataclass(frozen=True)
+class DetectionModelConfig:
+    """The detection head and how much of the encoder trains.
+
+    Args:
+        head: ``"fpn"`` (feature pyramid over several taps) or ``"c4"`` (one tap, MLP box head).
+        taps: the taps the head reads; None: the defaults of :func:`~.model.default_taps`.
+        freeze_at: ``"all"`` (frozen encoder), a tap (frozen up to it) or None (fine-tune everything).
+        fpn_channels: FPN width.
+        norm_eval: keep the encoder's BatchNorm statistics frozen while training.
+        warmup_steps: linear learning-rate warm-up from 0.001x over these steps (0: none).
+    """
+
+    head: Literal["fpn", "c4"] = "fpn"
+    taps: list[str] | None = None
+    freeze_at: str | None = "all"
+    fpn_channels: int = 256
+    norm_eval: bool = True
+    warmup_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"model.head must be one of {HEADS}, got {self.head!r}")
+        if self.taps is not None and (not self.taps or not all(isinstance(t, str) for t in self.taps)):
+            raise ValueError(f"model.taps must be None or a non-empty list of tap names, got {self.taps!r}")
+        if self.head == "c4" and self.taps is not None and len(self.taps) != 1:
+            raise ValueError(f"model.taps: the c4 head reads one tap, got {self.taps}")
+        _positive("model.fpn_channels", self.fpn_channels)
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"model.warmup_steps must be a non-negative integer, got {self.warmup_steps!r}")
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """All settings of a detection run (build from plain dicts with :meth:`from_dict`)."""
+
+    data: DetectionDataConfig
+    model: DetectionModelConfig = field(default_factory=DetectionModelConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.02, weight_decay=1e-4))
+
+    def __post_init__(self) -> None:
+        if self.optim.lr <= 0 or not math.isfinite(self.optim.lr):
+            raise ValueError(f"optim.lr must be positive, got {self.optim.lr}")
+        if not 0.0 <= self.optim.momentum < 1.0:
+            raise ValueError(f"optim.momentum must be in [0, 1), got {self.optim.momentum}")
+        if self.optim.weight_decay < 0:
+            raise ValueError(f"optim.weight_decay must be >= 0, got {self.optim.weight_decay}")
+        if list(self.optim.milestones) != sorted(self.optim.milestones):
+            raise ValueError(f"optim.milestones must be increasing epochs, got {self.optim.milestones}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DetectionConfig:
+        """From ``{"data": {...}, "model": {...}, "optim": {...}}``; unknown keys raise ValueError."""
+        parts = {"data": DetectionDataConfig, "model": DetectionModelConfig, "optim": OptimConfig}
+        _no_unknown("detection config", values, set(parts))
+        built: dict[str, Any] = {}
+        for key, kind in parts.items():
+            if key not in values:
+                continue
+            section = values[key]
+            if not isinstance(section, dict):
+                raise ValueError(f"{key} must be a mapping, got {type(section).__name__}")
+            _no_unknown(key, section, {f.name for f in fields(kind)})
+            built[key] = kind(**section)
+        if "data" not in built:
+            raise ValueError("detection config: the data section is required")
+        return cls(**built)
+
+
+def _no_unknown(where: str, values: dict[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(values).difference(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
+
+
+def load_datasets(config: DetectionDataConfig) -> tuple[DetectionDataset, DetectionDataset]:
+    """(train, val): train drops crowd/difficult boxes and flips; val keeps them as ignored regions."""
+    size = {"min_size": config.min_size, "max_size": config.max_size}
+    train_options = {**size, "flip": config.flip}
+    val_options = {**size, "keep_ignored": True}
+    root = Path(config.root)
+    if config.format == "voc":
+        train = voc_dataset(root, config.train_sets, **train_options)
+        val = voc_dataset(root, [config.val_set], **val_options)
+    else:
+        index = read_coco(root / config.annotations, root / config.images)
+        if config.val_annotations is not None and config.val_images is not None:
+            val_index = read_coco(root / config.val_annotations, root / config.val_images)
+            if val_index.category_ids != index.category_ids:
+                raise ValueError(f"{val_index.source} and {index.source} have different categories")
+            train = coco_dataset(index, sorted(index.records), **train_options)
+            val = coco_dataset(val_index, sorted(val_index.records), **val_options)
+        else:
+            train_ids, val_ids = (
+                (read_id_list(config.split_file, "train"), read_id_list(config.split_file, "val"))
+                if config.split_file
+                else split_ids(list(index.records), config.val_fraction, config.split_seed)
+            )
+            if set(train_ids) & set(val_ids):
+                raise ValueError(f"{config.split_file}: train and val share image ids")
+            train = coco_dataset(index, train_ids, **train_options)
+            val = coco_dataset(index, val_ids, **val_options)
+    train.records = train.records[: config.max_train_images]
+    val.records = val.records[: config.max_val_images]
+    if not train.records or not val.records:
+        raise ValueError(f"empty split: {len(train)} train and {len(val)} val images under {root}")
+    return train, val
+
+
+def make_loader(dataset: DetectionDataset, config: DetectionDataConfig, train: bool) -> DataLoader:
+    """Shuffled (train) or ordered batches of (images, targets) lists; Lightning adds DDP samplers."""
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=train,
+        num_workers=config.num_workers,
+        collate_fn=collate_detection,
+        worker_init_fn=seed_worker,
+        persistent_workers=config.num_workers > 0,
+    )
+
+
+def run_detection(
+    encoder: EncoderConfig,
+    config: DetectionConfig,
+    trainer: TrainerConfig,
+    logger: LoggerConfig,
+    out_dir: Path,
+    dataset_name: str,
+) -> Result:
+    """Train Faster R-CNN on the encoder, validate once at the end, return box mAP (``metrics["head"]``).
+
+    Writes ``split.json`` (the image ids used) to ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    seed_everything(trainer.seed, workers=True, verbose=False)
+    train, val = load_datasets(config.data)
+    _record_split(out_dir / "split.json", train, val, config.data)
+    m = config.model
+    detector = build_detector(
+        build_encoder(encoder, freeze_at=m.freeze_at),
+        train.num_classes,
+        head=m.head,
+        taps=m.taps,
+        min_size=config.data.min_size,
+        max_size=config.data.max_size,
+        fpn_channels=m.fpn_channels,
+        norm_eval=m.norm_eval,
+    )
+    module = DetectionModule(detector, config.optim, warmup_steps=m.warmup_steps)
+    name = f"detection-{dataset_name}-{encoder.label}".replace(" ", "_")
+    fitter = make_trainer(trainer, out_dir, make_logger(logger, out_dir, name), num_sanity_val_steps=0)
+    start = time.perf_counter()
+    fitter.fit(module, train_dataloaders=make_loader(train, config.data, train=True))
+    scores = fitter.validate(module, dataloaders=make_loader(val, config.data, train=False), verbose=False)[0]
+    metrics = {"head": {"map": float(scores["val/map"]), "map_50": float(scores["val/map_50"])}}
+    settings = {
+        "detection": asdict(config),
+        "encoder": asdict(encoder),
+        "trainer": asdict(trainer),
+        "taps": list(detector.backbone.taps),
+        "levels": list(detector.backbone.level_names),
+        "num_classes": train.num_classes,
+        "train_images": len(train),
+        "val_images": len(val),
+        "steps": fitter.global_step,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    rank_zero_info(
+        f"Detection {name}: mAP {metrics['head']['map']:.4f}, mAP@0.5 {metrics['head']['map_50']:.4f}"
+    )
+    return Result("detection", dataset_name, encoder.label, metrics, settings)
+
+
+@rank_zero_only
+def _record_split(
+    path: Path, train: DetectionDataset, val: DetectionDataset, data: DetectionDataConfig
+) -> None:
+    about = {
+        "format": data.format,
+        "root": data.root,
+        "seed": data.split_seed,
+        "val_fraction": data.val_fraction,
+    }
+    write_split(path, train.image_ids, val.image_ids, **about)
