@@ -16,6 +16,7 @@ it trained from scratch on the labels, classification only) on the same data, wr
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -174,11 +175,11 @@ def run_task(task: str, argv: list[str]) -> int:
 
 
 def run_report(argv: list[str]) -> int:
-    parser = ArgumentParser(
-        prog="selfsup-transfer report", description="gather result JSON files into one table"
+    parser = argparse.ArgumentParser(
+        prog="selfsup-transfer report", description="gather results into one table"
     )
-    parser.add_argument("results", type=list[Path], help="JSON files written by evaluations")
-    parser.add_argument("--out", type=Path | None, default=None, help="markdown file (default: print)")
+    parser.add_argument("results", type=Path, nargs="+", help="JSON files written by evaluations")
+    parser.add_argument("--out", type=Path, default=None, help="markdown file (default: print)")
     args = parser.parse_args(argv)
     text = gather(args.results)
     if args.out:
@@ -193,7 +194,9 @@ def run_report(argv: list[str]) -> int:
 def run_export(argv: list[str]) -> int:
     from .encoder import export_encoder
 
-    parser = ArgumentParser(prog="selfsup-transfer export", description="export a checkpoint's network")
+    parser = argparse.ArgumentParser(
+        prog="selfsup-transfer export", description="export a checkpoint's network"
+    )
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("out", type=Path)
     args = parser.parse_args(argv)

@@ -73,6 +73,10 @@ def make_logger(config: LoggerConfig, out_dir: Path, name: str) -> Any:
     out_dir.mkdir(parents=True, exist_ok=True)
     if not config.enabled:
         return CSVLogger(out_dir, name=name)
+    import wandb
+
+    if wandb.run is not None:  # one wandb run per evaluation: close the previous one
+        wandb.finish()
     return SafeWandbLogger(
         name=name, save_dir=str(out_dir), project=config.project, offline=config.offline, group=config.group
     )
