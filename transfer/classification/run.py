@@ -6,7 +6,7 @@ Each ``run_*`` takes an :class:`~transfer.encoder.EncoderConfig` and returns a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,8 @@ class FinetuneConfig:
     freeze_at: str | None = None
     tap: str | None = None
     pool_dims: int = DEFAULT_POOL_DIMS
+    max_epochs: int | None = None
+    """Epochs of this training (None: ``trainer.max_epochs``); the supervised baseline uses it too."""
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.01, weight_decay=1e-4))
 
 
@@ -176,9 +178,9 @@ def run_finetune(
 ) -> tuple[Result, FineTune]:
     """Train the encoder past ``freeze_at`` and a classifier on ``tap``; top-1/top-5 of that tap."""
     train_files, val_files = data.splits()
-    run = make_trainer(
-        trainer, out_dir, make_logger(logger, out_dir, f"{task}-{encoder.label}"), num_sanity_val_steps=0
-    )
+    epochs = {"max_epochs": finetune.max_epochs} if finetune.max_epochs else {}
+    name = f"{task}-{encoder.label}"
+    run = make_trainer(trainer, out_dir, make_logger(logger, out_dir, name), num_sanity_val_steps=0, **epochs)
     net = build_encoder(encoder, finetune.freeze_at)
     tap = finetune.tap or net.tap_names[-1]
     size = pool_sizes(tap_shapes(net, [tap], data.crop), finetune.pool_dims)[tap]
@@ -210,7 +212,7 @@ def train_supervised(
         arch_options=arch_source.arch_options,
         seed=arch_source.seed,
     )
-    plain = FinetuneConfig(None, finetune.tap, finetune.pool_dims, finetune.optim)
+    plain = replace(finetune, freeze_at=None)
     result, module = run_finetune(scratch, data, plain, trainer, logger, out_dir, dataset, task="supervised")
     net = module.encoder.net
     path = out_dir / "supervised.pt"
