@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..encoder import LightnessEncoder
+from ..encoder import LightnessEncoder, parameters_up_to
 
 Fusion = Literal["sum", "concat"]
 
@@ -116,8 +116,21 @@ class SegmentationNet(nn.Module):
             raise ValueError("model.taps is empty: name at least one encoder tap")
         channels = encoder.tap_channels()
         self.head = FCNHead({t: channels[t] for t in self.taps}, num_classes, fusion, width, dropout)
+        self._freeze_unused(encoder)
         self._frozen_stats = frozen_statistics(encoder)
         self.train(self.training)
+
+    def _freeze_unused(self, encoder: LightnessEncoder) -> None:
+        """Stop training encoder parameters the taps do not depend on (e.g. the colour classifier).
+
+        They would get no gradient: DDP refuses such parameters, and SGD would only decay them.
+        """
+        if encoder.fully_frozen:
+            return
+        used = parameters_up_to(encoder.net, self.taps[-1])
+        for name, param in encoder.net.named_parameters():
+            if name not in used:
+                param.requires_grad_(False)
 
     def train(self, mode: bool = True) -> SegmentationNet:
         super().train(mode)

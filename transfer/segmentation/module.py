@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from torch import Tensor
+from torchmetrics import MeanMetric
 
 from ..common import OptimConfig, sgd_with_steps
 from .data import IGNORE_INDEX
@@ -35,6 +36,7 @@ class SegmentationModule(LightningModule):
         super().__init__()
         self.net, self.num_classes, self.optim = net, num_classes, optim
         self.confusion = ConfusionMatrix(num_classes)
+        self.val_loss = MeanMetric()  # weighted by counted pixels; like the confusion, safe under DDP
         self.last_scores: dict[str, Any] = {}
 
     def forward(self, rgb: Tensor) -> Tensor:
@@ -49,7 +51,8 @@ class SegmentationModule(LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         images, masks = batch
         logits = self(images)
-        self.log("val/loss", pixel_cross_entropy(logits, masks), sync_dist=True, batch_size=images.shape[0])
+        counted = (masks != IGNORE_INDEX).sum()
+        self.val_loss.update(pixel_cross_entropy(logits, masks), weight=counted.clamp(min=1).float())
         self.confusion.update(logits.argmax(1), masks)
 
     def on_validation_epoch_end(self) -> None:
