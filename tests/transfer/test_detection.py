@@ -230,6 +230,12 @@ def test_training_step_with_freeze_at_trains_deeper_encoder(two_images: tuple) -
     shallow = {n for n in before if n.startswith(tuple(f"{prefix}conv{i}." for i in (1, 2, 3)))}
     deep = {n for n in before if n.startswith(tuple(f"{prefix}conv{i}." for i in (4, 5, 6, 7)))}
     assert shallow and not changed & shallow
+    head = [
+        p
+        for n, p in module.detector.named_parameters()
+        if n.startswith((f"{prefix}conv8.", f"{prefix}logits."))
+    ]
+    assert head and not any(p.requires_grad for p in head)  # the colorization head is unused: not trained
     assert deep and {f"{prefix}conv7.0.weight", f"{prefix}conv4.0.weight"} <= changed
     bn = module.detector.backbone.encoder.net.conv7
     assert not any(m.training for m in bn.modules() if isinstance(m, torch.nn.BatchNorm2d))  # norm_eval
@@ -284,6 +290,8 @@ def test_config_rejects_bad_values() -> None:
         DetectionDataConfig(root="x", format="yolo")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"model\.head"):
         DetectionModelConfig(head="rcnn")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"model\.rcnn_options.*'box_head'"):
+        DetectionModelConfig(rcnn_options={"box_head": None, "box_batch_size_per_image": 64})
     with pytest.raises(ValueError, match=r"optim\.lr"):
         DetectionConfig(DetectionDataConfig(root="x"), optim=OptimConfig(lr=0))
     with pytest.raises(ValueError, match=r"model: unknown key\(s\) \['heads'\]"):
@@ -296,7 +304,9 @@ def test_run_detection_end_to_end(coco128: Path, tmp_path: Path) -> None:
     split = write_split(tmp_path / "ids.json", [9, 25], [30, 34])
     config = DetectionConfig(
         DetectionDataConfig(root=str(coco128), split_file=str(split), batch_size=2, num_workers=0, **TINY),
-        DetectionModelConfig(head="fpn", freeze_at="all", warmup_steps=1),
+        DetectionModelConfig(
+            head="fpn", freeze_at="all", warmup_steps=1, rcnn_options={"box_batch_size_per_image": 64}
+        ),
         OptimConfig(lr=0.01),
     )
     trainer = TrainerConfig(max_steps=2, accelerator="cpu", extra={"enable_progress_bar": False})

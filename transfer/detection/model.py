@@ -11,8 +11,9 @@ Two heads:
 
 The detector takes [0, 1] RGB floats: its transform only resizes and pads (``image_mean`` 0,
 ``image_std`` 1), and the encoder computes CIE lightness itself, so the network sees L only. The
-encoder's frozen parameters (``build_encoder(..., freeze_at=...)``) get no gradients; everything
-else (the encoder's unfrozen part, FPN, RPN, box head) trains. With ``norm_eval`` the encoder's
+encoder's frozen parameters (``build_encoder(..., freeze_at=...)``) and those the taps do not use
+(its colorization head) get no gradients; everything else (the encoder's unfrozen part up to the
+taps, FPN, RPN, box head) trains. With ``norm_eval`` the encoder's
 BatchNorm layers keep their running statistics (detection batches are too small to estimate them).
 """
 
@@ -30,7 +31,7 @@ from torchvision.models.detection.faster_rcnn import TwoMLPHead
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock
 
-from ..encoder import LightnessEncoder
+from ..encoder import LightnessEncoder, parameters_up_to
 
 HEADS = ("fpn", "c4")
 TOP_STRIDE = 64
@@ -69,6 +70,15 @@ class PoolLevels(ExtraFPNBlock):
         return results, names
 
 
+def unused_parameters_frozen(encoder: LightnessEncoder, taps: Sequence[str]) -> None:
+    """Stop training what ``taps`` do not depend on (e.g. the colorization head): DDP needs every
+    trainable parameter to get a gradient, and the optimiser should not decay unused weights."""
+    used = set().union(*(parameters_up_to(encoder.net, tap) for tap in taps))
+    for name, param in encoder.net.named_parameters():
+        if name not in used:
+            param.requires_grad_(False)
+
+
 class EncoderBackbone(nn.Module):
     """The encoder's ``taps`` as Faster R-CNN's backbone: an ordered dict of feature maps.
 
@@ -84,6 +94,7 @@ class EncoderBackbone(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder, self.taps, self.norm_eval = encoder, list(taps), norm_eval
+        unused_parameters_frozen(encoder, self.taps)
         channels, strides = encoder.tap_channels(), encoder.tap_strides()
         self.fpn: FeaturePyramidNetwork | None = None
         self.level_names = list(self.taps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -11,6 +12,7 @@ from typing import Any, Literal
 from lightning.pytorch import seed_everything
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader
+from torchvision.models.detection import FasterRCNN
 
 from selfsup_color.data.sampling import seed_worker
 
@@ -29,6 +31,12 @@ from .data import (
 )
 from .model import HEADS, build_detector
 from .module import DetectionModule
+
+RCNN_OPTIONS = frozenset(inspect.signature(FasterRCNN.__init__).parameters).difference(
+    {"self", "backbone", "num_classes", "min_size", "max_size", "image_mean", "image_std", "kwargs"}
+    | {"rpn_anchor_generator", "rpn_head", "box_roi_pool", "box_head", "box_predictor", "box_score_thresh"}
+)
+"""The ``FasterRCNN`` arguments that ``model.rcnn_options`` may set (the others are the head's)."""
 
 
 def _positive(key: str, value: Any, allow_none: bool = False) -> None:
@@ -112,6 +120,10 @@ class DetectionModelConfig:
         fpn_channels: FPN width.
         norm_eval: keep the encoder's BatchNorm statistics frozen while training.
         warmup_steps: linear learning-rate warm-up from 0.001x over these steps (0: none).
+        score_thresh: detections scoring below are dropped before mAP (torchvision's 0.05; lower
+            values can only raise COCO AP, useful for weak short runs).
+        rcnn_options: further ``FasterRCNN`` arguments, e.g. ``box_batch_size_per_image`` (RoIs per
+            image, 512), ``rpn_post_nms_top_n_train`` (2000), ``rpn_post_nms_top_n_test`` (1000).
     """
 
     head: Literal["fpn", "c4"] = "fpn"
@@ -120,6 +132,8 @@ class DetectionModelConfig:
     fpn_channels: int = 256
     norm_eval: bool = True
     warmup_steps: int = 0
+    score_thresh: float = 0.05
+    rcnn_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -131,6 +145,11 @@ class DetectionModelConfig:
         _positive("model.fpn_channels", self.fpn_channels)
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise ValueError(f"model.warmup_steps must be a non-negative integer, got {self.warmup_steps!r}")
+        if not 0.0 <= self.score_thresh < 1.0:
+            raise ValueError(f"model.score_thresh must be in [0, 1), got {self.score_thresh}")
+        unknown = sorted(set(self.rcnn_options).difference(RCNN_OPTIONS))
+        if unknown:
+            raise ValueError(f"model.rcnn_options: unknown key(s) {unknown}; valid: {sorted(RCNN_OPTIONS)}")
 
 
 @dataclass(frozen=True)
@@ -249,6 +268,8 @@ def run_detection(
         max_size=config.data.max_size,
         fpn_channels=m.fpn_channels,
         norm_eval=m.norm_eval,
+        box_score_thresh=m.score_thresh,
+        **m.rcnn_options,
     )
     module = DetectionModule(detector, config.optim, warmup_steps=m.warmup_steps)
     name = f"detection-{dataset_name}-{encoder.label}".replace(" ", "_")
