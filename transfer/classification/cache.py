@@ -16,10 +16,9 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..encoder import LightnessEncoder
 from .data import LabelledFiles
 from .probes import pool_features
 
@@ -87,7 +86,7 @@ def _allocate(mode: CacheMode, count: int, dims: dict[str, int], folder: Path | 
 
 
 def extract_features(
-    encoder: LightnessEncoder,
+    encoder: nn.Module,
     sizes: dict[str, int],
     channels: dict[str, int],
     loader: DataLoader,
@@ -96,7 +95,9 @@ def extract_features(
     folder: Path | None = None,
     split: str = "train",
 ) -> FeatureStore:
-    """Run ``encoder`` once over ``loader`` (deterministic crops, no shuffling) and keep pooled features.
+    """Run ``encoder`` (``(rgb, taps) -> maps``) once over ``loader`` and keep pooled features.
+
+    The loader should give deterministic crops in a fixed order.
 
     Unreadable images are dropped (the store is trimmed to what was read).
     """
