@@ -1,0 +1,90 @@
+"""Linear probes on 5 layers: one pass (one encoder forward per batch for all probes) against 5 runs.
+
+Both train the same probes (average pooling to ~9000 values, BatchNorm, linear) with the same SGD on
+the same uint8 batches, through real Lightning ``Trainer.fit`` calls, with the encoder frozen. The
+one-pass run probes the 5 taps together; the baseline runs ``Trainer.fit`` once per tap, each
+running the encoder up to that tap (as separate per-layer evaluations do). Images are decoded
+beforehand, so the figure is the probes' compute, not loading (which one pass also saves).
+
+Run: ``python -m experiments.benchmarks.probes [--arch eccv16 --width 0.5 --crop 64 --images 512]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from experiments.benchmarks.common import describe_machine, photo_crops
+from transfer.classification.probes import LinearProbes, pool_sizes, tap_shapes
+from transfer.common import OptimConfig, TrainerConfig, make_trainer
+from transfer.encoder import EncoderConfig, build_encoder
+
+
+class Batches(Dataset):
+    """Labelled uint8 crops held in memory."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"rgb": self.images[index], "label": self.labels[index]}
+
+
+def fit_seconds(taps: list[str], args: argparse.Namespace, data: Batches, out: Path) -> float:
+    """Wall time of one ``Trainer.fit`` training probes on ``taps`` for ``args.epochs`` epochs."""
+    encoder = build_encoder(EncoderConfig(init="random", arch=args.arch, arch_options=args.options))
+    shapes = tap_shapes(encoder, taps, args.crop)
+    probes = LinearProbes(
+        encoder, pool_sizes(shapes), {t: s[0] for t, s in shapes.items()}, 10, OptimConfig(lr=0.01)
+    )
+    trainer = make_trainer(
+        TrainerConfig(max_epochs=args.epochs, accelerator="cpu", extra={"enable_progress_bar": False}),
+        out,
+        logger=False,
+        num_sanity_val_steps=0,
+    )
+    loader = DataLoader(data, batch_size=args.batch, shuffle=True)
+    start = time.perf_counter()
+    trainer.fit(probes, train_dataloaders=loader)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="eccv16")
+    parser.add_argument("--width", type=float, default=0.5, help="eccv16 width multiplier")
+    parser.add_argument("--crop", type=int, default=64)
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--taps", nargs="+", default=["conv1", "conv2", "conv3", "conv4", "conv5"])
+    args = parser.parse_args()
+    args.options = {"width": args.width} if args.arch == "eccv16" else {}
+    images = torch.from_numpy(photo_crops(args.images, args.crop)).permute(0, 3, 1, 2).contiguous()
+    data = Batches(images, torch.arange(args.images) % 10)
+    print(
+        f"{args.arch} {args.options}, {args.images} crops of {args.crop} px, batch {args.batch}, "
+        f"{args.epochs} epoch(s), taps {args.taps}; {describe_machine()}"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        fit_seconds(args.taps[:1], args, data, Path(folder))  # warm up: imports, allocator, threads
+        together = fit_seconds(args.taps, args, data, Path(folder))
+        separate = {tap: fit_seconds([tap], args, data, Path(folder)) for tap in args.taps}
+    total = sum(separate.values())
+    print(f"one pass, {len(args.taps)} probes:  {together:7.2f} s")
+    for tap, seconds in separate.items():
+        print(f"  separate run {tap:<8} {seconds:7.2f} s")
+    print(f"{len(args.taps)} separate runs:     {total:7.2f} s")
+    print(f"one pass is {total / together:.2f}x faster (goal >= 3x)")
+
+
+if __name__ == "__main__":
+    main()
