@@ -31,6 +31,7 @@ from transfer.detection.run import DetectionConfig, DetectionDataConfig, Detecti
 from transfer.encoder import EncoderConfig, build_encoder
 
 TINY = {"min_size": 96, "max_size": 160}
+CHEAP = {"fpn_channels": 64, "box_batch_size_per_image": 64, "rpn_post_nms_top_n_train": 300}
 RANDOM_ECCV16 = EncoderConfig(init="random", arch="eccv16", arch_options={"width": 0.25})
 
 
@@ -192,7 +193,7 @@ def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _one_step(head: str, freeze_at: str | None, batch: tuple) -> tuple[DetectionModule, dict, dict]:
     encoder = build_encoder(RANDOM_ECCV16, freeze_at=freeze_at)
-    module = DetectionModule(build_detector(encoder, 80, head=head, **TINY), OptimConfig(lr=0.01))
+    module = DetectionModule(build_detector(encoder, 80, head=head, **TINY, **CHEAP), OptimConfig(lr=0.01))
     optimizer = module.configure_optimizers()["optimizer"]
     before = _snapshot(module.detector)
     module.train()
@@ -224,7 +225,7 @@ def test_training_step_trains_heads_not_frozen_encoder(head: str, two_images: tu
 
 
 def test_training_step_with_freeze_at_trains_deeper_encoder(two_images: tuple) -> None:
-    module, before, after = _one_step("fpn", "conv3", two_images)
+    module, before, after = _one_step("c4", "conv3", two_images)
     changed = {name for name in before if not torch.equal(before[name], after[name])}
     prefix = "backbone.encoder.net."
     shallow = {n for n in before if n.startswith(tuple(f"{prefix}conv{i}." for i in (1, 2, 3)))}
@@ -237,6 +238,7 @@ def test_training_step_with_freeze_at_trains_deeper_encoder(two_images: tuple) -
     ]
     assert head and not any(p.requires_grad for p in head)  # the colorization head is unused: not trained
     assert deep and {f"{prefix}conv7.0.weight", f"{prefix}conv4.0.weight"} <= changed
+    assert "roi_heads.box_head.fc6.weight" in changed
     bn = module.detector.backbone.encoder.net.conv7
     assert not any(m.training for m in bn.modules() if isinstance(m, torch.nn.BatchNorm2d))  # norm_eval
 
@@ -305,7 +307,11 @@ def test_run_detection_end_to_end(coco128: Path, tmp_path: Path) -> None:
     config = DetectionConfig(
         DetectionDataConfig(root=str(coco128), split_file=str(split), batch_size=2, num_workers=0, **TINY),
         DetectionModelConfig(
-            head="fpn", freeze_at="all", warmup_steps=1, rcnn_options={"box_batch_size_per_image": 64}
+            head="fpn",
+            freeze_at="all",
+            fpn_channels=64,
+            warmup_steps=1,
+            rcnn_options={"box_batch_size_per_image": 64},
         ),
         OptimConfig(lr=0.01),
     )
