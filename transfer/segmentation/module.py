@@ -57,15 +57,19 @@ class SegmentationModule(LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         confusion = self.confusion.compute().cpu()  # summed over processes
+        loss = float(self.val_loss.compute())
         self.confusion.reset()
+        self.val_loss.reset()
         scores = {"miou": mean_iou(confusion), "pixel_acc": pixel_accuracy(confusion)}
         self.last_scores = {
             **scores,
             "class_iou": class_iou(confusion).tolist(),
             "pixels": int(confusion.sum()),
         }
-        for name, value in scores.items():
-            self.log(f"val/{name}", torch.tensor(value, dtype=torch.float32), prog_bar=name == "miou")
+        for name, value in {**scores, "loss": loss}.items():
+            # the same value on every process; syncing it keeps Lightning's processes in step
+            value_t = torch.tensor(value, dtype=torch.float32, device=self.device)
+            self.log(f"val/{name}", value_t, prog_bar=name == "miou", sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]

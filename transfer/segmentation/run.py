@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -225,7 +226,7 @@ def run_segmentation(
     )
     module = SegmentationModule(net, pairs.labels.num_classes, config.optim)
     data = SegmentationData(pairs, config.data)
-    name = f"segmentation-{dataset_name}-{encoder.label}".replace(" ", "_")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"segmentation-{dataset_name}-{encoder.label}").strip("_")
     fitter = make_trainer(trainer, out_dir, make_logger(logger, out_dir, name))
     start = time.perf_counter()
     fitter.fit(module, datamodule=data)
