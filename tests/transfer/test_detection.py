@@ -155,6 +155,9 @@ def test_voc_layout_read_through_torchvision(tmp_path: Path) -> None:
     assert target["iscrowd"].tolist() == [0, 0]
     with_difficult = voc_dataset(tmp_path, ["2007-trainval"], keep_ignored=True, min_size=48, max_size=64)
     assert with_difficult[0][1]["iscrowd"].tolist() == [0, 1]
+    Image.new("RGB", (50, 48)).save(tmp_path / "VOCdevkit/VOC2007/JPEGImages/000007.jpg")
+    with pytest.raises(ValueError, match=r"000007\.jpg is 50 x 48 but its annotations say 64 x 48"):
+        train[1]
 
 
 def test_voc_missing_folder_is_a_clear_error(tmp_path: Path) -> None:

@@ -66,10 +66,20 @@ def resized_size(width: int, height: int, min_size: int, max_size: int) -> tuple
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def read_image(path: Path, size: tuple[int, int] | None = None) -> Tensor:
-    """The stored pixels of ``path`` as 3 x H x W uint8 RGB, resized to ``size`` (W, H) if given."""
+def read_image(
+    path: Path, size: tuple[int, int] | None = None, stored: tuple[int, int] | None = None
+) -> Tensor:
+    """The stored pixels of ``path`` as 3 x H x W uint8 RGB, resized to ``size`` (W, H) if given.
+
+    ``stored``: the (W, H) the annotations give; a file of another size raises ValueError.
+    """
     with Image.open(path) as image:
         rgb = image.convert("RGB")
+    if stored is not None and rgb.size != stored:
+        raise ValueError(
+            f"{path} is {rgb.size[0]} x {rgb.size[1]} but its annotations say {stored[0]} x {stored[1]}: "
+            f"the boxes would not fit; fix the image file or its width/height in the annotations"
+        )
     if size is not None and size != rgb.size:
         rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()
@@ -115,9 +125,7 @@ class DetectionDataset(Dataset[tuple[Tensor, Target]]):
     def __getitem__(self, index: int) -> tuple[Tensor, Target]:
         record = self.records[index]
         size = resized_size(record.width, record.height, self.min_size, self.max_size)
-        image = read_image(record.path, size)
-        if tuple(image.shape[1:]) != (size[1], size[0]):  # pragma: no cover - guarded by read_image
-            raise ValueError(f"{record.path}: decoded size {tuple(image.shape[1:])} is not {size[::-1]}")
+        image = read_image(record.path, size, stored=(record.width, record.height))
         target = self.target(record, size)
         if self.flip and random.random() < 0.5:
             image = image.flip(-1)
