@@ -83,7 +83,13 @@ def make_logger(config: LoggerConfig, out_dir: Path, name: str) -> Any:
 
 
 def make_trainer(config: TrainerConfig, out_dir: Path, logger: Any, **overrides: Any) -> Trainer:
-    """A ``Trainer`` writing under ``out_dir``; no checkpoints unless ``overrides`` ask for them."""
+    """A ``Trainer`` writing under ``out_dir``; no checkpoints unless ``overrides`` ask for them.
+
+    Seeds every generator with ``config.seed`` first, so heads start alike in every process and run.
+    """
+    from lightning.pytorch import seed_everything
+
+    seed_everything(config.seed, workers=True, verbose=False)
     options: dict[str, Any] = {
         "max_epochs": config.max_epochs,
         "max_steps": config.max_steps,

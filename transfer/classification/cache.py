@@ -26,9 +26,14 @@ CacheMode = Literal["auto", "memory", "disk", "none"]
 CACHE_MODES = ("auto", "memory", "disk", "none")
 
 
-def shard(data: LabelledFiles, rank: int, world: int) -> LabelledFiles:
-    """This rank's share of ``data``: items ``rank, rank + world, ...``."""
-    return data.subset(range(rank, len(data.files), world))
+def shard(data: LabelledFiles, rank: int, world: int, equal: bool = False) -> LabelledFiles:
+    """This rank's share of ``data``: items ``rank, rank + world, ...``.
+
+    ``equal`` gives every rank ``len // world`` items (dropping at most ``world - 1``), so that training
+    ranks run the same number of steps, as DDP's gradient all-reduce needs.
+    """
+    end = len(data.files) // world * world if equal else len(data.files)
+    return data.subset(range(rank, end, world))
 
 
 def feature_bytes(count: int, dims: dict[str, int]) -> int:
@@ -134,5 +139,10 @@ def cached_loader(store: FeatureStore, batch_size: int, shuffle: bool, seed: int
     """Batches of cached features (in this process: reading them is cheap)."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
-        store, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_features, generator=generator
+        store,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=collate_features,
+        generator=generator,
+        drop_last=shuffle and len(store) > batch_size,  # no 1-item batch for BatchNorm; equal steps per rank
     )

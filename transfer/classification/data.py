@@ -158,5 +158,5 @@ class ClassificationData:
             num_workers=self.num_workers,
             collate_fn=collate_labelled,
             persistent_workers=self.num_workers > 0,
-            drop_last=False,
+            drop_last=train and len(dataset) > self.batch_size,  # BatchNorm needs 2+ items per batch
         )

@@ -102,7 +102,7 @@ def run_linear(
         trainer, out_dir, make_logger(logger, out_dir, f"linear-{encoder.label}"),
         use_distributed_sampler=False, num_sanity_val_steps=0,
     )  # fmt: skip
-    train_files = shard(train_files, run.global_rank, run.world_size)
+    train_files = shard(train_files, run.global_rank, run.world_size, equal=True)
     val_files = shard(val_files, run.global_rank, run.world_size)
     net = _device_encoder(encoder, "all", run)
     taps = net.net.select_taps(probe.taps)
