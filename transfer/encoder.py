@@ -199,6 +199,9 @@ class LightnessEncoder(nn.Module):
             if freeze_at == "all"
             else parameters_up_to(net, freeze_at)
         )
+        if freeze_at != "all":  # the colorization head feeds no tap: never trained here (and DDP needs
+            used = parameters_up_to(net, net.tap_names[-1])  # every trainable parameter to get a gradient)
+            frozen |= {n for n, _ in net.named_parameters() if n not in used}
         for name, param in net.named_parameters():
             param.requires_grad_(name not in frozen)
         self._frozen_modules = [
