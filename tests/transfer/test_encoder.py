@@ -141,7 +141,14 @@ def test_freezing_up_to_a_tap(trained: tuple[torch.nn.Module, Path]) -> None:
     for name, module in net.named_modules():
         if name.startswith(("conv1", "conv2")) and any(True for _ in module.parameters(recurse=False)):
             assert not module.training, name  # frozen BatchNorm keeps its statistics
-    assert all(p.requires_grad == (n not in up_to_conv2) for n, p in net.named_parameters())
+    head = ("conv8.", "logits.")  # feeds no tap: never trained in transfer
+    assert all(
+        p.requires_grad == (n not in up_to_conv2 and not n.startswith(head))
+        for n, p in net.named_parameters()
+    )
+    assert not LightnessEncoder(
+        build_model("eccv16", **OPTIONS), freeze_at=None
+    ).net.logits.weight.requires_grad
     with pytest.raises(KeyError, match="valid taps"):
         LightnessEncoder(net, freeze_at="conv99")
     timm = build_model("timm", backbone="resnet18")
