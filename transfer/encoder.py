@@ -176,6 +176,27 @@ def parameters_up_to(net: ColorizationNet, tap: str) -> set[str]:
     return {name for name, grad in zip(params, grads, strict=True) if grad is not None}
 
 
+def modules_up_to(net: ColorizationNet, tap: str) -> set[str]:
+    """Names of the modules that run to compute the feature map ``tap`` (found with forward hooks)."""
+    ran: set[str] = set()
+    hooks = [
+        module.register_forward_hook(lambda *_, name=name: ran.add(name))
+        for name, module in net.named_modules()
+    ]
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            size = 8 * max(net.tap_strides().values())
+            net.forward_features(torch.full((1, 1, size, size), 50.0), [tap])
+    finally:
+        net.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    ran.discard("")  # the network itself
+    return ran
+
+
 class LightnessEncoder(nn.Module):
     """RGB batch in, the named feature maps of its lightness out: how transfer heads see a network.
 
@@ -204,11 +225,20 @@ class LightnessEncoder(nn.Module):
             frozen |= {n for n, _ in net.named_parameters() if n not in used}
         for name, param in net.named_parameters():
             param.requires_grad_(name not in frozen)
+        if freeze_at is None:
+            before: set[str] = set()
+        elif freeze_at == "all":
+            before = {name for name, _ in net.named_modules()}
+        else:
+            before = modules_up_to(net, freeze_at)
         self._frozen_modules = [
             module
-            for module in net.modules()
-            if any(True for _ in module.parameters(recurse=False))
-            and all(not p.requires_grad for p in module.parameters(recurse=False))
+            for name, module in net.named_modules()
+            if name in before  # parameter-free layers too, e.g. BatchNorm without affine parameters
+            or (
+                any(True for _ in module.parameters(recurse=False))
+                and all(not p.requires_grad for p in module.parameters(recurse=False))
+            )
         ]
         self.train(self.training)
 

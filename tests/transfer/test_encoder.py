@@ -161,3 +161,20 @@ def test_save_weights_names_its_architecture(tmp_path: Path) -> None:
     path = save_weights(net, "eccv16", OPTIONS, tmp_path / "w.pt", source="test")
     loaded, report = load_network(EncoderConfig(checkpoint=str(path)))
     assert report is not None and report.ok and loaded.width == OPTIONS["width"]
+
+
+@pytest.mark.parametrize("freeze_at", ["all", "conv3"])
+def test_frozen_parts_keep_their_batchnorm_statistics(freeze_at: str) -> None:
+    # eccv16's BatchNorm has no affine parameters: freezing must still stop its statistics.
+    encoder = build_encoder(EncoderConfig(init="random", arch="eccv16", arch_options=OPTIONS), freeze_at)
+    encoder.train()
+    before = {k: v.clone() for k, v in encoder.net.state_dict().items() if "running" in k}
+    encoder(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8))
+    changed = {
+        k for k, v in encoder.net.state_dict().items() if "running" in k and not torch.equal(v, before[k])
+    }
+    frozen_blocks = (
+        ("conv1.", "conv2.", "conv3.") if freeze_at == "conv3" else tuple(f"conv{i}." for i in range(1, 9))
+    )
+    assert not {k for k in changed if k.startswith(frozen_blocks)}
+    assert bool(changed) == (freeze_at == "conv3")  # the trainable blocks still learn their statistics
