@@ -12,6 +12,14 @@ from lightning.pytorch import Trainer
 from selfsup_color.pretrain.loggers import SafeWandbLogger
 
 
+def check_positive(key: str, value: Any, allow_none: bool = False) -> None:
+    """ValueError naming config ``key`` unless ``value`` is a positive integer (or None if allowed)."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{key} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class TrainerConfig:
     """Lightning ``Trainer`` settings of a transfer run (devices, nodes and DDP like pretraining).

@@ -16,7 +16,7 @@ from torchvision.models.detection import FasterRCNN
 
 from selfsup_color.data.sampling import seed_worker
 
-from ..common import LoggerConfig, OptimConfig, TrainerConfig, make_logger, make_trainer
+from ..common import LoggerConfig, OptimConfig, TrainerConfig, check_positive, make_logger, make_trainer
 from ..encoder import EncoderConfig, build_encoder
 from ..report import Result
 from .data import (
@@ -37,13 +37,6 @@ RCNN_OPTIONS = frozenset(inspect.signature(FasterRCNN.__init__).parameters).diff
     | {"rpn_anchor_generator", "rpn_head", "box_roi_pool", "box_head", "box_predictor", "box_score_thresh"}
 )
 """The ``FasterRCNN`` arguments that ``model.rcnn_options`` may set (the others are the head's)."""
-
-
-def _positive(key: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{key} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -100,9 +93,9 @@ class DetectionDataConfig:
                 f"got {self.train_sets} and {self.val_set!r}"
             )
         for key in ("max_train_images", "max_val_images"):
-            _positive(f"data.{key}", getattr(self, key), allow_none=True)
+            check_positive(f"data.{key}", getattr(self, key), allow_none=True)
         for key in ("min_size", "max_size", "batch_size"):
-            _positive(f"data.{key}", getattr(self, key))
+            check_positive(f"data.{key}", getattr(self, key))
         if self.max_size < self.min_size:
             raise ValueError(f"data.max_size ({self.max_size}) must be >= data.min_size ({self.min_size})")
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
@@ -142,7 +135,7 @@ class DetectionModelConfig:
             raise ValueError(f"model.taps must be None or a non-empty list of tap names, got {self.taps!r}")
         if self.head == "c4" and self.taps is not None and len(self.taps) != 1:
             raise ValueError(f"model.taps: the c4 head reads one tap, got {self.taps}")
-        _positive("model.fpn_channels", self.fpn_channels)
+        check_positive("model.fpn_channels", self.fpn_channels)
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise ValueError(f"model.warmup_steps must be a non-negative integer, got {self.warmup_steps!r}")
         if not 0.0 <= self.score_thresh < 1.0:

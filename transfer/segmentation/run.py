@@ -18,19 +18,12 @@ from torch.utils.data import DataLoader
 
 from selfsup_color.data.sampling import seed_worker
 
-from ..common import LoggerConfig, OptimConfig, TrainerConfig, make_logger, make_trainer
+from ..common import LoggerConfig, OptimConfig, TrainerConfig, check_positive, make_logger, make_trainer
 from ..encoder import EncoderConfig, build_encoder
 from ..report import Result
 from .data import PairTransform, SegmentationFiles, SplitPairs, coco_style, voc_style, write_split
 from .model import SegmentationNet
 from .module import SegmentationModule
-
-
-def _positive(key: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{key} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -79,9 +72,9 @@ class SegmentationDataConfig:
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
         for key in ("resize", "val_resize", "val_size", "max_images", "val_batch_size"):
-            _positive(f"data.{key}", getattr(self, key), allow_none=True)
+            check_positive(f"data.{key}", getattr(self, key), allow_none=True)
         for key in ("crop", "batch_size"):
-            _positive(f"data.{key}", getattr(self, key))
+            check_positive(f"data.{key}", getattr(self, key))
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ValueError(f"data.num_workers must be a non-negative integer, got {self.num_workers!r}")
         if self.val_size is None and (self.val_batch_size or self.batch_size) != 1:
@@ -111,7 +104,7 @@ class SegmentationModelConfig:
             raise ValueError(f"model.fusion must be 'sum' or 'concat', got {self.fusion!r}")
         if self.taps is not None and (not self.taps or not all(isinstance(t, str) for t in self.taps)):
             raise ValueError(f"model.taps must be None or a non-empty list of tap names, got {self.taps!r}")
-        _positive("model.width", self.width)
+        check_positive("model.width", self.width)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
