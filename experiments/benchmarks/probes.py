@@ -3,10 +3,15 @@
 Both train the same probes (average pooling to ~9000 values, BatchNorm, linear) with the same SGD on
 the same uint8 batches, through real Lightning ``Trainer.fit`` calls, with the encoder frozen. The
 one-pass run probes the 5 taps together; the baseline runs ``Trainer.fit`` once per tap, each
-running the encoder up to that tap (as separate per-layer evaluations do). Images are decoded
-beforehand, so the figure is the probes' compute, not loading (which one pass also saves).
+running the encoder up to that tap (as separate per-layer evaluations do).
+
+By default images are decoded beforehand (scikit-image photo crops in memory), so the figure is the
+probes' compute alone. ``--folder DIR`` (an ImageFolder, e.g. hymenoptera's train split) reads real
+files through the transfer data pipeline instead, as real runs do: then each separate run also
+decodes every image again.
 
 Run: ``python -m experiments.benchmarks.probes [--arch eccv16 --width 0.5 --crop 64 --images 512]``
+or ``python -m experiments.benchmarks.probes --folder data/hymenoptera/train``
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from experiments.benchmarks.common import describe_machine, photo_crops
+from transfer.classification.data import ClassificationData
 from transfer.classification.probes import LinearProbes, pool_sizes, tap_shapes
 from transfer.common import OptimConfig, TrainerConfig, make_trainer
 from transfer.encoder import EncoderConfig, build_encoder
@@ -38,7 +44,7 @@ class Batches(Dataset):
         return {"rgb": self.images[index], "label": self.labels[index]}
 
 
-def fit_seconds(taps: list[str], args: argparse.Namespace, data: Batches, out: Path) -> float:
+def fit_seconds(taps: list[str], args: argparse.Namespace, data: Batches | None, out: Path) -> float:
     """Wall time of one ``Trainer.fit`` training probes on ``taps`` for ``args.epochs`` epochs."""
     encoder = build_encoder(EncoderConfig(init="random", arch=args.arch, arch_options=args.options))
     shapes = tap_shapes(encoder, taps, args.crop)
@@ -51,7 +57,14 @@ def fit_seconds(taps: list[str], args: argparse.Namespace, data: Batches, out: P
         logger=False,
         num_sanity_val_steps=0,
     )
-    loader = DataLoader(data, batch_size=args.batch, shuffle=True)
+    if data is None:
+        resize = args.crop + args.crop // 8
+        folder = ClassificationData(
+            args.folder, val_fraction=0.5, resize=resize, crop=args.crop, batch_size=args.batch, num_workers=0
+        )
+        loader = folder.loader(folder.splits()[0], train=True)
+    else:
+        loader = DataLoader(data, batch_size=args.batch, shuffle=True)
     start = time.perf_counter()
     trainer.fit(probes, train_dataloaders=loader)
     return time.perf_counter() - start
@@ -66,12 +79,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--taps", nargs="+", default=["conv1", "conv2", "conv3", "conv4", "conv5"])
+    parser.add_argument("--folder", default=None, help="an ImageFolder to read instead of in-memory crops")
     args = parser.parse_args()
     args.options = {"width": args.width} if args.arch == "eccv16" else {}
-    images = torch.from_numpy(photo_crops(args.images, args.crop)).permute(0, 3, 1, 2).contiguous()
-    data = Batches(images, torch.arange(args.images) % 10)
+    if args.folder:
+        data, source = None, f"files of {args.folder} (half of them)"
+    else:
+        images = torch.from_numpy(photo_crops(args.images, args.crop)).permute(0, 3, 1, 2).contiguous()
+        data, source = Batches(images, torch.arange(args.images) % 10), f"{args.images} in-memory crops"
     print(
-        f"{args.arch} {args.options}, {args.images} crops of {args.crop} px, batch {args.batch}, "
+        f"{args.arch} {args.options}, {source} at {args.crop} px, batch {args.batch}, "
         f"{args.epochs} epoch(s), taps {args.taps}; {describe_machine()}"
     )
     with tempfile.TemporaryDirectory() as folder:
