@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,41 @@ def check_positive(key: str, value: Any, allow_none: bool = False) -> None:
         return
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{key} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
+
+
+def check_data_source(format: str, root: str, val_fraction: float) -> None:
+    """The checks every COCO-or-VOC data section shares; ValueError naming the key."""
+    if format not in ("coco", "voc"):
+        raise ValueError(f"data.format must be 'coco' or 'voc', got {format!r}")
+    if not root:
+        raise ValueError("data.root is required: the dataset folder")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+
+
+def sections_from_dict(where: str, values: dict[str, Any], parts: dict[str, type]) -> dict[str, Any]:
+    """Build each dataclass section present in ``values`` (the caller's defaults fill the rest).
+
+    Unknown keys, at the top or inside a section, raise ValueError naming them.
+    """
+    no_unknown(where, values, set(parts))
+    built: dict[str, Any] = {}
+    for key, kind in parts.items():
+        if key not in values:
+            continue
+        section = values[key]
+        if not isinstance(section, dict):
+            raise ValueError(f"{key} must be a mapping, got {type(section).__name__}")
+        no_unknown(key, section, {f.name for f in fields(kind)})
+        built[key] = kind(**section)
+    return built
+
+
+def no_unknown(where: str, values: dict[str, Any], known: set[str]) -> None:
+    """ValueError listing the keys of ``values`` outside ``known``."""
+    unknown = sorted(set(values).difference(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
 
 
 @dataclass(frozen=True)

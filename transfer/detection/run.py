@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +16,16 @@ from torchvision.models.detection import FasterRCNN
 
 from selfsup_color.data.sampling import seed_worker
 
-from ..common import LoggerConfig, OptimConfig, TrainerConfig, check_positive, make_logger, make_trainer
+from ..common import (
+    LoggerConfig,
+    OptimConfig,
+    TrainerConfig,
+    check_data_source,
+    check_positive,
+    make_logger,
+    make_trainer,
+    sections_from_dict,
+)
 from ..encoder import EncoderConfig, build_encoder
 from ..report import Result
 from .data import (
@@ -77,12 +86,7 @@ class DetectionDataConfig:
     num_workers: int = 4
 
     def __post_init__(self) -> None:
-        if self.format not in ("coco", "voc"):
-            raise ValueError(f"data.format must be 'coco' or 'voc', got {self.format!r}")
-        if not self.root:
-            raise ValueError("data.root is required: the dataset folder")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        check_data_source(self.format, self.root, self.val_fraction)
         if (self.val_images is None) != (self.val_annotations is None):
             raise ValueError("data.val_images and data.val_annotations go together: set both or neither")
         if self.val_annotations is not None and self.split_file is not None:
@@ -167,25 +171,9 @@ class DetectionConfig:
     def from_dict(cls, values: dict[str, Any]) -> DetectionConfig:
         """From ``{"data": {...}, "model": {...}, "optim": {...}}``; unknown keys raise ValueError."""
         parts = {"data": DetectionDataConfig, "model": DetectionModelConfig, "optim": OptimConfig}
-        _no_unknown("detection config", values, set(parts))
-        built: dict[str, Any] = {}
-        for key, kind in parts.items():
-            if key not in values:
-                continue
-            section = values[key]
-            if not isinstance(section, dict):
-                raise ValueError(f"{key} must be a mapping, got {type(section).__name__}")
-            _no_unknown(key, section, {f.name for f in fields(kind)})
-            built[key] = kind(**section)
-        if "data" not in built:
+        if "data" not in values:
             raise ValueError("detection config: the data section is required")
-        return cls(**built)
-
-
-def _no_unknown(where: str, values: dict[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(values).difference(known))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
+        return cls(**sections_from_dict("detection config", values, parts))
 
 
 def load_datasets(config: DetectionDataConfig) -> tuple[DetectionDataset, DetectionDataset]:

@@ -6,7 +6,7 @@ import json
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +18,16 @@ from torch.utils.data import DataLoader
 
 from selfsup_color.data.sampling import seed_worker
 
-from ..common import LoggerConfig, OptimConfig, TrainerConfig, check_positive, make_logger, make_trainer
+from ..common import (
+    LoggerConfig,
+    OptimConfig,
+    TrainerConfig,
+    check_data_source,
+    check_positive,
+    make_logger,
+    make_trainer,
+    sections_from_dict,
+)
 from ..encoder import EncoderConfig, build_encoder
 from ..report import Result
 from .data import PairTransform, SegmentationFiles, SplitPairs, coco_style, voc_style, write_split
@@ -65,12 +74,7 @@ class SegmentationDataConfig:
     num_workers: int = 4
 
     def __post_init__(self) -> None:
-        if self.format not in ("coco", "voc"):
-            raise ValueError(f"data.format must be 'coco' or 'voc', got {self.format!r}")
-        if not self.root:
-            raise ValueError("data.root is required: the dataset folder")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        check_data_source(self.format, self.root, self.val_fraction)
         for key in ("resize", "val_resize", "val_size", "max_images", "val_batch_size"):
             check_positive(f"data.{key}", getattr(self, key), allow_none=True)
         for key in ("crop", "batch_size"):
@@ -129,21 +133,7 @@ class SegmentationConfig:
     def from_dict(cls, values: dict[str, Any]) -> SegmentationConfig:
         """From ``{"data": {...}, "model": {...}, "optim": {...}}``; unknown keys raise ValueError."""
         parts = {"data": SegmentationDataConfig, "model": SegmentationModelConfig, "optim": OptimConfig}
-        _no_unknown("segmentation config", values, set(parts))
-        built: dict[str, Any] = {}
-        for key, kind in parts.items():
-            section = values.get(key, {})
-            if not isinstance(section, dict):
-                raise ValueError(f"{key} must be a mapping, got {type(section).__name__}")
-            _no_unknown(key, section, {f.name for f in fields(kind)})
-            built[key] = kind(**section)
-        return cls(**built)
-
-
-def _no_unknown(where: str, values: dict[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(values).difference(known))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
+        return cls(**sections_from_dict("segmentation config", values, parts))
 
 
 def load_pairs(config: SegmentationDataConfig) -> SplitPairs:
