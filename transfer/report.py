@@ -138,7 +138,7 @@ def chart(results: Sequence[Result], path: str | Path, metric: str | None = None
             groups += [m for m in r.metric_names() if m not in groups]
         values = [[next(iter(r.metrics.values()), {}).get(g, math.nan) for g in groups] for r in results]
         ylabel = "score (%)"
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(groups) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(groups) + 2) + 2.5, 3.6))
     width = 0.8 / max(1, len(results))
     for i, (r, row) in enumerate(zip(results, values, strict=True)):
         xs = [g + (i - (len(results) - 1) / 2) * width for g in range(len(groups))]
@@ -147,7 +147,7 @@ def chart(results: Sequence[Result], path: str | Path, metric: str | None = None
     ax.set_ylabel(ylabel)
     if results:
         ax.set_title(f"{results[0].task} on {results[0].dataset}")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
