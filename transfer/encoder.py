@@ -157,12 +157,27 @@ def export_encoder(checkpoint: str | Path, out: str | Path) -> Path:
     )
 
 
+def evaluating(net: nn.Module) -> dict[nn.Module, bool]:
+    """Put ``net`` in eval mode and return every module's previous mode (for :func:`restore_modes`).
+
+    Module by module, because a frozen part may be in eval mode inside a training network.
+    """
+    modes = {module: module.training for module in net.modules()}
+    net.eval()
+    return modes
+
+
+def restore_modes(modes: dict[nn.Module, bool]) -> None:
+    for module, training in modes.items():
+        module.training = training
+
+
 def parameters_up_to(net: ColorizationNet, tap: str) -> set[str]:
     """Names of the parameters that the feature map ``tap`` depends on (found by autograd, any net)."""
     params = dict(net.named_parameters())
     size = 8 * max(net.tap_strides().values())
-    was_training, flags = net.training, {name: p.requires_grad for name, p in params.items()}
-    net.eval()
+    flags = {name: p.requires_grad for name, p in params.items()}
+    modes = evaluating(net)
     try:
         for p in params.values():
             p.requires_grad_(True)
@@ -170,7 +185,7 @@ def parameters_up_to(net: ColorizationNet, tap: str) -> set[str]:
             feature = net.forward_features(torch.full((1, 1, size, size), 50.0), [tap])[tap]
             grads = torch.autograd.grad(feature.sum(), list(params.values()), allow_unused=True)
     finally:
-        net.train(was_training)
+        restore_modes(modes)
         for name, p in params.items():
             p.requires_grad_(flags[name])
     return {name for name, grad in zip(params, grads, strict=True) if grad is not None}
@@ -183,14 +198,13 @@ def modules_up_to(net: ColorizationNet, tap: str) -> set[str]:
         module.register_forward_hook(lambda *_, name=name: ran.add(name))
         for name, module in net.named_modules()
     ]
-    was_training = net.training
-    net.eval()
+    modes = evaluating(net)
     try:
         with torch.no_grad():
             size = 8 * max(net.tap_strides().values())
             net.forward_features(torch.full((1, 1, size, size), 50.0), [tap])
     finally:
-        net.train(was_training)
+        restore_modes(modes)
         for hook in hooks:
             hook.remove()
     ran.discard("")  # the network itself
@@ -247,6 +261,17 @@ class LightnessEncoder(nn.Module):
         for module in self._frozen_modules if hasattr(self, "_frozen_modules") else []:
             module.eval()
         return self
+
+    def freeze_beyond(self, taps: Sequence[str]) -> None:
+        """Stop training the parameters none of ``taps`` depends on (deeper blocks a head never reads).
+
+        DDP needs every trainable parameter to get a gradient, and SGD would only decay unused ones.
+        """
+        deepest = self.net.select_taps(list(taps))[-1]
+        used = parameters_up_to(self.net, deepest)
+        for name, param in self.net.named_parameters():
+            if name not in used:
+                param.requires_grad_(False)
 
     @property
     def fully_frozen(self) -> bool:

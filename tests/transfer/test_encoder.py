@@ -168,6 +168,7 @@ def test_frozen_parts_keep_their_batchnorm_statistics(freeze_at: str) -> None:
     # eccv16's BatchNorm has no affine parameters: freezing must still stop its statistics.
     encoder = build_encoder(EncoderConfig(init="random", arch="eccv16", arch_options=OPTIONS), freeze_at)
     encoder.train()
+    encoder.freeze_beyond(["conv7"])  # its autograd probe must leave every module's mode as it was
     before = {k: v.clone() for k, v in encoder.net.state_dict().items() if "running" in k}
     encoder(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8))
     changed = {

@@ -31,7 +31,7 @@ from torchvision.models.detection.faster_rcnn import TwoMLPHead
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock
 
-from ..encoder import LightnessEncoder, parameters_up_to
+from ..encoder import LightnessEncoder
 
 HEADS = ("fpn", "c4")
 TOP_STRIDE = 64
@@ -70,15 +70,6 @@ class PoolLevels(ExtraFPNBlock):
         return results, names
 
 
-def unused_parameters_frozen(encoder: LightnessEncoder, taps: Sequence[str]) -> None:
-    """Stop training what ``taps`` do not depend on (e.g. the colorization head): DDP needs every
-    trainable parameter to get a gradient, and the optimiser should not decay unused weights."""
-    used = set().union(*(parameters_up_to(encoder.net, tap) for tap in taps))
-    for name, param in encoder.net.named_parameters():
-        if name not in used:
-            param.requires_grad_(False)
-
-
 class EncoderBackbone(nn.Module):
     """The encoder's ``taps`` as Faster R-CNN's backbone: an ordered dict of feature maps.
 
@@ -94,7 +85,7 @@ class EncoderBackbone(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder, self.taps, self.norm_eval = encoder, list(taps), norm_eval
-        unused_parameters_frozen(encoder, self.taps)
+        encoder.freeze_beyond(self.taps)
         channels, strides = encoder.tap_channels(), encoder.tap_strides()
         self.fpn: FeaturePyramidNetwork | None = None
         self.level_names = list(self.taps)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..encoder import LightnessEncoder, parameters_up_to
+from ..encoder import LightnessEncoder
 
 Fusion = Literal["sum", "concat"]
 
@@ -24,26 +24,6 @@ def default_taps(strides: Mapping[str, int]) -> list[str]:
     """The deepest tap of each distinct stride, shallow -> deep (``strides`` ordered shallow -> deep)."""
     deepest = {stride: name for name, stride in strides.items()}
     return [name for name in strides if deepest[strides[name]] == name]
-
-
-def frozen_statistics(encoder: LightnessEncoder) -> list[nn.Module]:
-    """Parameter-free modules with buffers (``BatchNorm2d(affine=False)``) in fully frozen blocks.
-
-    :class:`LightnessEncoder` keeps only modules with parameters of their own in eval mode, so the
-    running statistics of eccv16's affine-free BatchNorms would still move in a "frozen" encoder.
-    A buffer-only module counts as frozen when its parent block has parameters and none trains.
-    """
-    modules = dict(encoder.net.named_modules())
-    frozen = []
-    for name, module in modules.items():
-        own_params = any(True for _ in module.parameters(recurse=False))
-        if own_params or not any(True for _ in module.buffers(recurse=False)):
-            continue
-        parent = modules[name.rpartition(".")[0]]
-        params = list(parent.parameters())
-        if params and not any(p.requires_grad for p in params):
-            frozen.append(module)
-    return frozen
 
 
 class FCNHead(nn.Module):
@@ -116,27 +96,7 @@ class SegmentationNet(nn.Module):
             raise ValueError("model.taps is empty: name at least one encoder tap")
         channels = encoder.tap_channels()
         self.head = FCNHead({t: channels[t] for t in self.taps}, num_classes, fusion, width, dropout)
-        self._freeze_unused(encoder)
-        self._frozen_stats = frozen_statistics(encoder)
-        self.train(self.training)
-
-    def _freeze_unused(self, encoder: LightnessEncoder) -> None:
-        """Stop training encoder parameters the taps do not depend on (e.g. the colour classifier).
-
-        They would get no gradient: DDP refuses such parameters, and SGD would only decay them.
-        """
-        if encoder.fully_frozen:
-            return
-        used = parameters_up_to(encoder.net, self.taps[-1])
-        for name, param in encoder.net.named_parameters():
-            if name not in used:
-                param.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> SegmentationNet:
-        super().train(mode)
-        for module in getattr(self, "_frozen_stats", []):
-            module.eval()
-        return self
+        encoder.freeze_beyond(self.taps)
 
     def forward(self, rgb: Tensor) -> Tensor:
         features = self.encoder(rgb, self.taps)
