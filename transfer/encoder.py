@@ -64,10 +64,16 @@ class EncoderConfig:
 
     @property
     def label(self) -> str:
-        """A short name for tables: the checkpoint's file name, or ``random <arch>``."""
+        """A short name for tables: ``run/last.ckpt`` (or the file's name), or ``random init (...)``."""
         if self.init == "random":
-            return f"random init ({self.arch or Path(str(self.checkpoint)).name + ' architecture'})"
-        return Path(str(self.checkpoint)).name
+            return f"random init ({self.arch or checkpoint_name(str(self.checkpoint)) + ' architecture'})"
+        return checkpoint_name(str(self.checkpoint))
+
+
+def checkpoint_name(path: str) -> str:
+    """``<run>/<file>`` for a file in a run's ``checkpoints/`` folder, else the file's name."""
+    file = Path(path)
+    return f"{file.parent.parent.name}/{file.name}" if file.parent.name == "checkpoints" else file.name
 
 
 @dataclass(frozen=True)

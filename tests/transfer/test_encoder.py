@@ -179,3 +179,11 @@ def test_frozen_parts_keep_their_batchnorm_statistics(freeze_at: str) -> None:
     )
     assert not {k for k in changed if k.startswith(frozen_blocks)}
     assert bool(changed) == (freeze_at == "conv3")  # the trainable blocks still learn their statistics
+
+
+def test_table_labels_name_the_run() -> None:
+    assert EncoderConfig(checkpoint="runs/cifar10_cpu/checkpoints/last.ckpt").label == "cifar10_cpu/last.ckpt"
+    assert EncoderConfig(checkpoint="weights/enc.pt").label == "enc.pt"
+    random = EncoderConfig(checkpoint="runs/x/checkpoints/last.ckpt", init="random")
+    assert random.label == "random init (x/last.ckpt architecture)"
+    assert EncoderConfig(init="random", arch="eccv16").label == "random init (eccv16)"
