@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..common import LoggerConfig, OptimConfig, TrainerConfig, make_logger, make_trainer
-from ..encoder import EncoderConfig, LightnessEncoder, build_encoder, save_weights
+from ..encoder import EncoderConfig, LightnessEncoder, build_encoder, read_weights, save_weights
 from ..report import Result
 from .cache import CACHE_MODES, CacheMode, cached_loader, extract_features, resolve_mode, shard
 from .data import ClassificationData, LabelledFiles
@@ -214,27 +214,19 @@ def train_supervised(
     )
     plain = replace(finetune, freeze_at=None)
     result, module = run_finetune(scratch, data, plain, trainer, logger, out_dir, dataset, task="supervised")
-    net = module.encoder.net
+    net, (arch, options) = module.encoder.net, _architecture(scratch)
     path = out_dir / "supervised.pt"
     if getattr(module.trainer, "is_global_zero", True):
-        save_weights(
-            net, _arch_name(net), _arch_options(net, scratch), path, source="supervised from scratch"
-        )
+        save_weights(net, arch, options, path, source="supervised from scratch")
     if module.trainer.world_size > 1:
         module.trainer.strategy.barrier("supervised-weights")
-    result.encoder = f"supervised ({_arch_name(net)})"
+    result.encoder = f"supervised ({arch})"
     return result, EncoderConfig(checkpoint=str(path), init="pretrained")
 
 
-def _arch_name(net: Any) -> str:
-    from selfsup_color.models.registry import ARCHITECTURES
-
-    return next(name for name, cls in ARCHITECTURES.items() if isinstance(net, cls))
-
-
-def _arch_options(net: Any, config: EncoderConfig) -> dict[str, Any]:
+def _architecture(config: EncoderConfig) -> tuple[str, dict[str, Any]]:
+    """The architecture and options ``config`` builds: its checkpoint's, or its own."""
     if config.checkpoint:
-        from ..encoder import read_weights
-
-        return read_weights(config.checkpoint).arch_options
-    return dict(config.arch_options)
+        weights = read_weights(config.checkpoint)
+        return weights.arch, weights.arch_options
+    return str(config.arch), dict(config.arch_options)
