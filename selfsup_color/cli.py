@@ -1,8 +1,8 @@
 """The ``selfsup-color`` command.
 
 ``fit``, ``validate`` and ``test`` are LightningCLI subcommands driven by YAML configs (strict: an
-unknown key fails; ``--print_config`` prints the full config). ``prior``, ``colorize`` and
-``quickstart`` are small extra commands, see ``selfsup-color <command> --help``.
+unknown key fails; ``--print_config`` prints the full config). ``prior``, ``colorize``,
+``evaluate`` and ``quickstart`` are small extra commands, see ``selfsup-color <command> --help``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ def _colorize(args: list[str]) -> int:
     return colorize_command(args)
 
 
+def _evaluate(args: list[str]) -> int:
+    from .pretrain.commands import evaluate_command
+
+    return evaluate_command(args)
+
+
 def _quickstart(args: list[str]) -> int:
     from .pretrain.quickstart import quickstart_command
 
@@ -43,6 +49,7 @@ def _quickstart(args: list[str]) -> int:
 EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "prior": _prior,
     "colorize": _colorize,
+    "evaluate": _evaluate,
     "quickstart": _quickstart,
 }
 

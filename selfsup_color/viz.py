@@ -67,6 +67,25 @@ def _check_prior_vector(prior: Tensor) -> None:
         raise ValueError(f"prior must be non-negative, found minimum {float(prior.min()):.4g}")
 
 
+def _show_plane(ax: object, values: np.ndarray, **options: object) -> object:
+    """``imshow`` a per-bin plane (from :func:`_plane`) over [-110, 110]^2, a right, b up."""
+    half = AB_LIMIT + GRID / 2
+    image = ax.imshow(  # type: ignore[attr-defined]
+        values, origin="lower", extent=(-half, half, -half, half), interpolation="nearest", **options
+    )
+    ax.set_xlabel("a")  # type: ignore[attr-defined]
+    ax.set_ylabel("b")  # type: ignore[attr-defined]
+    return image
+
+
+def _log_plane(prior: Tensor) -> np.ndarray:
+    """log10 of a prior on the ab plane, masked where out of gamut or zero."""
+    _check_prior_vector(prior)
+    p = prior.detach().to("cpu", torch.float64).numpy()
+    with np.errstate(divide="ignore"):
+        return np.ma.masked_invalid(_plane(np.log10(p)[:, None], np.nan)[..., 0])
+
+
 def prior_figure(prior: Tensor, title: str | None = None) -> Figure:
     """Zhang et al.'s Fig. 3: (a) the bin colours at L = 50, (b) log10 of ``prior`` over the ab plane.
 
@@ -75,28 +94,62 @@ def prior_figure(prior: Tensor, title: str | None = None) -> Figure:
     ``prior`` (shape ``(Q,)``, non-negative) need not be normalised: it is plotted as given.
     The figure carries an Agg canvas; panel (b) is ``fig.axes[1]`` and its colourbar ``fig.axes[2]``.
     """
-    _check_prior_vector(prior)
-    p = prior.detach().to("cpu", torch.float64).numpy()
-    with np.errstate(divide="ignore"):
-        log_p = np.ma.masked_invalid(_plane(np.log10(p)[:, None], np.nan)[..., 0])
+    log_p = _log_plane(prior)
     colours = np.concatenate((gamut_colours(50.0).numpy(), np.ones((Q, 1))), axis=1)
     rgba = _plane(colours, 0.0)  # alpha 0: out of gamut
 
     fig = Figure(figsize=(10, 4.4), layout="constrained")
     FigureCanvasAgg(fig)
     ax_rgb, ax_prior = fig.subplots(1, 2)
-    half = AB_LIMIT + GRID / 2
-    show = {"origin": "lower", "extent": (-half, half, -half, half), "interpolation": "nearest"}
-    ax_rgb.imshow(rgba, **show)
+    _show_plane(ax_rgb, rgba)
     ax_rgb.set_title("(a) ab gamut at L = 50")
-    image = ax_prior.imshow(log_p, cmap="jet", **show)
+    image = _show_plane(ax_prior, log_p, cmap="jet")
     ax_prior.set_title("(b) empirical probability, log scale")
     fig.colorbar(image, ax=ax_prior, label="log10 p(a, b)")
-    for ax in (ax_rgb, ax_prior):
-        ax.set_xlabel("a")
-        ax.set_ylabel("b")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def priors_figure(priors: dict[str, Tensor], floor: float = 1e-6) -> Figure:
+    """One panel per named prior: log10 p over the ab plane on one shared colour scale.
+
+    Values below ``floor`` are drawn at the floor so the panels compare; the figure's last axis is
+    the shared colourbar.
+    """
+    if not priors:
+        raise ValueError("priors is empty: give at least one named prior")
+    planes = {name: _log_plane(p) for name, p in priors.items()}
+    low = np.log10(floor)
+    high = max(float(plane.max()) for plane in planes.values())
+    fig = Figure(figsize=(3.6 * len(planes) + 0.8, 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(planes), squeeze=False)[0]
+    image = None
+    for ax, (name, plane) in zip(axes, planes.items(), strict=True):
+        image = _show_plane(ax, np.ma.maximum(plane, low), cmap="jet", vmin=low, vmax=high)
+        ax.set_title(name)
+    fig.colorbar(image, ax=list(axes), label="log10 p(a, b)")
+    return fig
+
+
+def labelled_grid(columns: dict[str, list[Tensor]], cell_inches: float = 1.6) -> Figure:
+    """Images in a table: one column per key (titled with it), one row per image index.
+
+    ``columns`` maps titles to equally long lists of ``3 x H x W`` images in [0, 1].
+    """
+    lengths = {len(images) for images in columns.values()}
+    if len(lengths) != 1 or not lengths.pop():
+        raise ValueError("every column needs the same, non-zero number of images")
+    rows = len(next(iter(columns.values())))
+    fig = Figure(figsize=(cell_inches * len(columns), cell_inches * rows + 0.3), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, len(columns), squeeze=False)
+    for j, (title, images) in enumerate(columns.items()):
+        axes[0, j].set_title(title, fontsize=9)
+        for i, image in enumerate(images):
+            axes[i, j].imshow(image.clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+            axes[i, j].set_axis_off()
     return fig
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "auc",
     "auc_from_histogram",
     "colourfulness",
+    "distance_buckets",
     "psnr",
     "rebalanced_auc",
 ]
@@ -70,8 +71,7 @@ def ab_distance_histogram(
     ``t``, ``hist.cumsum(0)[t]`` is the weight of pixels with ``d <= t``. Non-finite distances
     (NaN predictions) count as beyond every threshold. Float64 keeps counts exact past 2^24.
     """
-    dtype = _check_pair(pred_ab, true_ab, ("pred_ab", "true_ab"), 2)
-    _check_threshold(max_threshold)
+    bucket = distance_buckets(pred_ab, true_ab, max_threshold)
     n, _, h, w = true_ab.shape
     if pixel_weights is None:
         weights = torch.ones(n * h * w, dtype=torch.float64, device=true_ab.device)
@@ -80,12 +80,20 @@ def ab_distance_histogram(
             shape = tuple(pixel_weights.shape) if isinstance(pixel_weights, Tensor) else None
             raise ValueError(f"pixel_weights must have shape {(n, h, w)} (N x H x W), got {shape}")
         weights = pixel_weights.reshape(-1).to(torch.float64)
-    diff = pred_ab.to(dtype) - true_ab.to(dtype)
-    dist = diff.square().sum(dim=1).sqrt()
-    overflow = max_threshold + 1
-    bucket = dist.nan_to_num(nan=float("inf")).ceil().clamp(max=overflow).long().reshape(-1)
-    hist = torch.zeros(overflow + 1, dtype=torch.float64, device=true_ab.device)
+    hist = torch.zeros(max_threshold + 2, dtype=torch.float64, device=true_ab.device)
     return hist.index_add_(0, bucket, weights)
+
+
+def distance_buckets(pred_ab: Tensor, true_ab: Tensor, max_threshold: int = MAX_THRESHOLD) -> Tensor:
+    """Flat int64 bucket ``ceil(d)`` of each pixel's ab distance, ``max_threshold + 1`` beyond it.
+
+    ``pred_ab`` and ``true_ab`` are ``N x 2 x H x W``; the result has ``N * H * W`` entries in
+    (n, h, w) order. Non-finite distances (NaN predictions) go to the last bucket.
+    """
+    dtype = _check_pair(pred_ab, true_ab, ("pred_ab", "true_ab"), 2)
+    _check_threshold(max_threshold)
+    dist = (pred_ab.to(dtype) - true_ab.to(dtype)).square().sum(dim=1).sqrt()
+    return dist.nan_to_num(nan=float("inf")).ceil().clamp(max=max_threshold + 1).long().reshape(-1)
 
 
 def auc_from_histogram(hist: Tensor) -> Tensor:

@@ -16,7 +16,9 @@ from selfsup_color import Q, ab_bins, rgb_to_lab
 from selfsup_color.viz import (
     colorization_grid,
     figure_to_array,
+    labelled_grid,
     prior_figure,
+    priors_figure,
     save_figure,
     save_png,
     tile,
@@ -174,3 +176,29 @@ def test_save_png_round_trip(tmp_path: Path) -> None:
         save_png(image.float(), tmp_path / "f.png")
     with pytest.raises(ValueError, match="3 x H x W"):
         save_png(image[None], tmp_path / "b.png")
+
+
+def test_priors_figure_one_panel_per_prior_on_a_shared_scale(peaked_prior: torch.Tensor) -> None:
+    uniform = torch.full((Q,), 1.0 / Q, dtype=torch.float64)
+    fig = priors_figure({"peaked": peaked_prior, "uniform": uniform}, floor=1e-3)
+    panels = fig.axes[:2]
+    assert [ax.get_title() for ax in panels] == ["peaked", "uniform"] and len(fig.axes) == 3
+    peaked = panels[0].images[0].get_array()
+    assert cell(peaked, 0, 0) == pytest.approx(np.log10(peaked_prior[bin_index(0, 0)]))
+    assert float(cell(peaked, 100, 0)) == pytest.approx(-3.0)  # p ~ 1.9e-4 < 1e-3: drawn at the floor
+    assert cell(peaked, 100, -110) is np.ma.masked  # out of gamut stays blank
+    limits = {ax.images[0].get_clim() for ax in panels}
+    assert len(limits) == 1 and limits.pop()[0] == pytest.approx(-3.0)
+    with pytest.raises(ValueError, match="at least one"):
+        priors_figure({})
+
+
+def test_labelled_grid_places_each_image_under_its_title() -> None:
+    images = [torch.full((3, 8, 8), v) for v in (0.0, 0.5, 1.0)]
+    fig = labelled_grid({"a": images[:2], "b": images[1:]})
+    axes = np.array(fig.axes).reshape(2, 2)
+    assert [ax.get_title() for ax in axes[0]] == ["a", "b"]
+    assert float(axes[1, 1].images[0].get_array().mean()) == pytest.approx(1.0)
+    assert float(axes[0, 0].images[0].get_array().mean()) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="same"):
+        labelled_grid({"a": images[:2], "b": images[:1]})

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from PIL import Image
 
+from selfsup_color import auc, nearest_bin, rebalanced_auc, rgb_to_lab, smooth_prior
 from selfsup_color.cli import main
+from selfsup_color.colorize import colorize_lightness
 from selfsup_color.core.prior import load_prior
+from selfsup_color.pretrain.checkpoint import load_pretraining_module
 from selfsup_color.pretrain.cli import run_lightning_cli
 
 from ..wandb_records import wandb_records
@@ -143,3 +147,29 @@ def test_prior_and_colorize_commands(photo_dirs, tmp_path: Path, capsys) -> None
     assert len(written) == 5
     assert Image.open(out / "odd_color.png").size == (45, 37)
     assert "wrote 5 colorized" in capsys.readouterr().out
+
+    # evaluate: the scores equal the core metrics computed here over the same predictions
+    ckpt = root / "checkpoints" / "last.ckpt"
+    evaluated = tmp_path / "evaluated"
+    assert main(["evaluate", "--ckpt", f"tiny={ckpt}", "--out", str(evaluated), "--process-size", "24",
+                 "--grid", "2", str(val)]) == 0  # fmt: skip
+    record = json.loads((evaluated / "scores.json").read_text())
+    module = load_pretraining_module(ckpt)
+    rgb = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in sorted(val.iterdir())])
+    lab = rgb_to_lab(rgb.permute(0, 3, 1, 2).float() / 255)
+    pred = colorize_lightness(module, lab[:, :1], module.hparams.temperature, process_size=24)
+    own_prior = smooth_prior(torch.bincount(nearest_bin(lab[:, 1:]).reshape(-1), minlength=313).double())
+    expected = {
+        "gray": torch.zeros_like(lab[:, 1:]),
+        "tiny": pred,
+    }
+    assert list(record["scores"]) == ["gray", "tiny"] and record["images"] == 4
+    for name, ab in expected.items():
+        assert record["scores"][name]["auc"] == pytest.approx(float(auc(ab, lab[:, 1:])), abs=1e-9)
+        assert record["scores"][name]["rebalanced_auc"] == pytest.approx(
+            float(rebalanced_auc(ab, lab[:, 1:], own_prior)), abs=1e-9
+        )
+    assert record["scores"]["gray"]["colourfulness"] == pytest.approx(0.0, abs=0.05)  # Lab rounding
+    assert record["methods"]["tiny"]["checkpoint"] == str(ckpt)
+    assert Image.open(evaluated / "grid.png").size[0] > 100
+    assert "| tiny |" in (evaluated / "scores.md").read_text()
