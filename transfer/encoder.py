@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from selfsup_color.checkpoints import KeyReport, load_state_strict, read_checkpoint
 from selfsup_color.core.color import rgb_to_lightness
-from selfsup_color.models import ColorizationNet, build_model
+from selfsup_color.models import ColorizationNet, build_model, pretext_options
 
 EXPORT_FORMAT = "selfsup-color-encoder/1"
 """The ``format`` field of exported encoder weights."""
@@ -113,7 +113,11 @@ def read_weights(path: str | Path) -> LoadedWeights:
     if not state:
         raise ValueError(f"{path} holds no network weights (no '{NET_PREFIX}*' keys in its state_dict)")
     return LoadedWeights(
-        hparams["arch"], dict(hparams.get("arch_options") or {}), state, str(path), ckpt.get("global_step")
+        hparams["arch"],
+        pretext_options(hparams.get("arch_options"), hparams.get("loss", "classification")),
+        state,
+        str(path),
+        ckpt.get("global_step"),
     )
 
 

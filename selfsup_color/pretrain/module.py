@@ -19,7 +19,7 @@ from ..core.loss import Reduction, classification_loss, regression_loss
 from ..core.metric_modules import AuC, Colourfulness, RebalancedAuC
 from ..core.rebalance import rebalance_weights
 from ..core.targets import ColorizationTargets, TargetBuilder
-from ..models import build_model
+from ..models import build_model, pretext_options
 from ..models.sync_bn import convert_to_global_batchnorm
 from .prior_pass import estimate_data_prior, read_prior, write_prior
 from .schedule import LrScaling, check_schedule, lr_factor, scaled_lr
@@ -93,10 +93,7 @@ class ColorizationModule(LightningModule):
             raise ValueError(f"prior_images must be >= 1, got {prior_images}")
         check_schedule(lr_milestones, lr_factors, warmup_steps)
         self.save_hyperparameters()
-        options = dict(arch_options or {})
-        if loss == "regression":
-            options["num_outputs"] = 2
-        self.net = build_model(arch, **options)
+        self.net = build_model(arch, **pretext_options(arch_options, loss))
         self.targets = TargetBuilder(None, k=k, sigma=sigma, compile=compile_targets)
         # The prior travels in checkpoints; NaN means "not known yet" (estimated at fit start).
         self.register_buffer("prior_probs", torch.full((Q,), math.nan, dtype=torch.float64))

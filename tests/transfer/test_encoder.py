@@ -73,6 +73,20 @@ def test_random_baseline_has_the_architecture_but_not_the_weights(
     assert torch.equal(again.state_dict()["conv1.0.weight"], random.state_dict()["conv1.0.weight"])  # seeded
 
 
+def test_an_l2_regression_checkpoint_loads_with_its_two_output_head(tmp_path: Path) -> None:
+    from selfsup_color.pretrain.module import ColorizationModule
+
+    module = ColorizationModule(arch="eccv16", arch_options=OPTIONS, loss="regression")
+    path = tmp_path / "l2.ckpt"
+    state = {k: v for k, v in module.state_dict().items() if k.startswith("net.")}
+    torch.save({"state_dict": state, "hyper_parameters": dict(module.hparams), "global_step": 1}, path)
+    loaded, report = load_network(EncoderConfig(checkpoint=str(path)))
+    assert report is not None and report.ok
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in module.net.state_dict().items())
+    random, _ = load_network(EncoderConfig(checkpoint=str(path), init="random"))
+    assert random.state_dict().keys() == module.net.state_dict().keys()
+
+
 def test_wrong_checkpoints_are_refused_with_a_key_report(tmp_path: Path) -> None:
     other = build_model("eccv16", width=0.25)  # same keys, other shapes
     wrong_shape = lightning_checkpoint(tmp_path / "w.ckpt", other, options=OPTIONS)
