@@ -21,7 +21,6 @@ Run: ``python -m experiments.benchmarks.loading [--rounds 5 --workers 0]``
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -34,10 +33,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from experiments.benchmarks.common import describe_machine, time_call
+from experiments.paths import SHARED
 from selfsup_color.data import ImageFiles, cache_dir, collate_images, extract_archive, find_images
-
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("SELFSUP_COLOR_SHARED", REPO.parent / "shared"))
 
 
 def bare_decode(path: str) -> int:

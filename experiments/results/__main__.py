@@ -1,0 +1,108 @@
+"""Regenerate docs/results.md: run every missing stage, then render.
+
+Run: ``python -m experiments.results [--root runs/results] [--only NAME ...] [--list]``
+
+About 5-6 hours on 2 CPU cores from scratch (three 50-minute pretrainings dominate). Each stage's
+output is kept under ``--root``; rerunning skips finished stages and resumes an interrupted
+pretraining from its last checkpoint. Logs go to ``<root>/logs/``; ``<root>/manifest.json``
+records each stage's command, code version, start time and duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from experiments.paths import REPO, ensure_data
+from experiments.results.stages import Stage, stages
+
+
+def code_version() -> str:
+    """``git describe``-like: the commit, marked dirty when the tree has uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True)
+        return commit + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def read_manifest(root: Path) -> dict[str, dict[str, object]]:
+    path = root / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_manifest(root: Path, manifest: dict[str, dict[str, object]]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    tmp.replace(root / "manifest.json")
+
+
+def run_stage(stage: Stage, root: Path) -> dict[str, object]:
+    """Run one stage's command (its log under ``root/logs``); raise if it fails or writes no output."""
+    for name in stage.data:
+        ensure_data(name)
+    log = root / "logs" / f"{stage.name.replace('/', '_')}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    print(f"[{started}] {stage.name}: {' '.join(stage.command)}  (log: {log})", flush=True)
+    begin = time.perf_counter()
+    with log.open("a") as out:
+        code = subprocess.run(
+            stage.command,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        ).returncode
+    seconds = round(time.perf_counter() - begin, 1)
+    if code != 0 or not stage.done():
+        raise SystemExit(f"stage {stage.name} failed (exit code {code}, output {stage.output}); see {log}")
+    print(f"  done in {seconds / 60:.1f} min", flush=True)
+    return {"command": list(stage.command), "code": code_version(), "started": started, "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=REPO / "runs" / "results", help="where stage outputs go")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these stages (if not done)")
+    parser.add_argument("--list", action="store_true", help="list the stages and whether each is done")
+    parser.add_argument("--no-render", action="store_true", help="do not rewrite docs/results.md")
+    args = parser.parse_args()
+    root = args.root.resolve()
+    plan = stages(root)
+    if args.list:
+        for stage in plan:
+            print(f"{'done   ' if stage.done() else 'pending'} {stage.name}: {' '.join(stage.command)}")
+        return
+    unknown = set(args.only or ()) - {s.name for s in plan}
+    if unknown:
+        raise SystemExit(f"unknown stage(s) {sorted(unknown)}; see --list")
+    manifest = read_manifest(root)
+    for stage in plan:
+        if args.only and stage.name not in args.only:
+            continue
+        if stage.done():
+            print(f"{stage.name}: done ({stage.output})")
+            manifest.setdefault(stage.name, {"command": list(stage.command), "found": True})
+            continue
+        manifest[stage.name] = run_stage(stage, root)
+        write_manifest(root, manifest)
+    write_manifest(root, manifest)
+    if not args.no_render:
+        from experiments.results.render import render
+
+        print(f"wrote {render(root)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
