@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from ..common import LoggerConfig, OptimConfig, TrainerConfig, make_logger, make_trainer
+from ..common import LoggerConfig, OptimConfig, TrainerConfig, check_positive, make_logger, make_trainer
 from ..encoder import EncoderConfig, LightnessEncoder, build_encoder, read_weights, save_weights
 from ..report import Result
 from .cache import CACHE_MODES, CacheMode, cached_loader, extract_features, resolve_mode, shard
@@ -62,7 +62,31 @@ class FinetuneConfig:
     pool_dims: int = DEFAULT_POOL_DIMS
     max_epochs: int | None = None
     """Epochs of this training (None: ``trainer.max_epochs``); the supervised baseline uses it too."""
+    max_steps: int | None = None
+    """Optimizer steps instead of epochs, e.g. a pretraining's budget for the supervised baseline."""
+    batch_size: int | None = None
+    """Batch size of this training (None: ``data.batch_size``)."""
+    train_images: Literal["probe", "all"] = "probe"
+    """Train on the probes' images (``data.max_train_images``) or on every image of ``data.train``."""
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.01, weight_decay=1e-4))
+
+    def __post_init__(self) -> None:
+        for key in ("max_epochs", "max_steps", "batch_size"):
+            check_positive(f"finetune.{key}", getattr(self, key), allow_none=True)
+        if self.train_images not in ("probe", "all"):
+            raise ValueError(f"finetune.train_images must be 'probe' or 'all', got {self.train_images!r}")
+
+    def data_for(self, data: ClassificationData) -> ClassificationData:
+        """``data`` with this training's batch size and image set."""
+        batch = {"batch_size": self.batch_size} if self.batch_size else {}
+        images = {"max_train_images": None} if self.train_images == "all" else {}
+        return replace(data, **batch, **images)
+
+    def length(self) -> dict[str, int]:
+        """Trainer overrides for the length of this training (empty: the trainer's own)."""
+        if self.max_steps:
+            return {"max_steps": self.max_steps, "max_epochs": -1}
+        return {"max_epochs": self.max_epochs} if self.max_epochs else {}
 
 
 def _device_encoder(config: EncoderConfig, freeze_at: str | None, trainer: Any) -> LightnessEncoder:
@@ -177,10 +201,11 @@ def run_finetune(
     task: str = "finetune",
 ) -> tuple[Result, FineTune]:
     """Train the encoder past ``freeze_at`` and a classifier on ``tap``; top-1/top-5 of that tap."""
+    data = finetune.data_for(data)
     train_files, val_files = data.splits()
-    epochs = {"max_epochs": finetune.max_epochs} if finetune.max_epochs else {}
     name = f"{task}-{encoder.label}"
-    run = make_trainer(trainer, out_dir, make_logger(logger, out_dir, name), num_sanity_val_steps=0, **epochs)
+    logs = make_logger(logger, out_dir, name)
+    run = make_trainer(trainer, out_dir, logs, num_sanity_val_steps=0, **finetune.length())
     net = build_encoder(encoder, finetune.freeze_at)
     tap = finetune.tap or net.tap_names[-1]
     size = pool_sizes(tap_shapes(net, [tap], data.crop), finetune.pool_dims)[tap]
