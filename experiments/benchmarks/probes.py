@@ -10,13 +10,20 @@ probes' compute alone. ``--folder DIR`` (an ImageFolder, e.g. hymenoptera's trai
 files through the transfer data pipeline instead, as real runs do: then each separate run also
 decodes every image again.
 
-Run: ``python -m experiments.benchmarks.probes [--arch eccv16 --width 0.5 --crop 64 --images 512]``
-or ``python -m experiments.benchmarks.probes --folder data/hymenoptera/train``
+``--recipe CONFIG`` times what a user runs instead: whole ``selfsup-transfer linear`` processes on a
+recipe (no baselines), one probing the 5 taps and one per tap, each paying start-up, encoder loading,
+reading and decoding the data, feature extraction and probe training.
+
+Run: ``python -m experiments.benchmarks.probes [--arch eccv16 --width 0.5 --crop 64 --images 512]``,
+``python -m experiments.benchmarks.probes --folder data/hymenoptera/train`` or
+``python -m experiments.benchmarks.probes --recipe experiments/transfer/linear_hymenoptera_cpu.yaml``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -70,6 +77,27 @@ def fit_seconds(taps: list[str], args: argparse.Namespace, data: Batches | None,
     return time.perf_counter() - start
 
 
+def cli_seconds(taps: list[str], args: argparse.Namespace, out: Path) -> float:
+    """Wall time of one ``selfsup-transfer linear`` process on ``args.recipe`` probing ``taps``."""
+    encoder = (
+        ["--encoder.checkpoint", args.checkpoint]
+        if args.checkpoint
+        else ["--encoder.init", "random", "--encoder.arch", args.arch,
+              "--encoder.arch_options", json.dumps(args.options)]
+    )  # fmt: skip
+    name = "-".join(taps)
+    command = ["selfsup-transfer", "linear", "--config", args.recipe, "--baselines=[]",
+               f"--probe.taps=[{','.join(taps)}]", "--out_dir", str(out / name), *encoder]  # fmt: skip
+    log = out / f"{name}.log"
+    start = time.perf_counter()
+    with log.open("w") as sink:
+        code = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT).returncode
+    seconds = time.perf_counter() - start
+    if code:
+        raise SystemExit(f"{' '.join(command)} failed ({code}):\n{log.read_text()[-3000:]}")
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="eccv16")
@@ -80,8 +108,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--taps", nargs="+", default=["conv1", "conv2", "conv3", "conv4", "conv5"])
     parser.add_argument("--folder", default=None, help="an ImageFolder to read instead of in-memory crops")
+    parser.add_argument(
+        "--recipe", default=None, help="time whole selfsup-transfer linear runs of this config"
+    )
+    parser.add_argument(
+        "--checkpoint", default=None, help="with --recipe: the encoder (default: random init)"
+    )
     args = parser.parse_args()
     args.options = {"width": args.width} if args.arch == "eccv16" else {}
+    if args.recipe:
+        print(f"selfsup-transfer linear --config {args.recipe}, taps {args.taps}; {describe_machine()}")
+        with tempfile.TemporaryDirectory() as folder:
+            together = cli_seconds(args.taps, args, Path(folder))
+            separate = {tap: cli_seconds([tap], args, Path(folder)) for tap in args.taps}
+        report(together, separate)
+        return
     if args.folder:
         data, source = None, f"files of {args.folder} (half of them)"
     else:
@@ -95,11 +136,16 @@ def main() -> None:
         fit_seconds(args.taps[:1], args, data, Path(folder))  # warm up: imports, allocator, threads
         together = fit_seconds(args.taps, args, data, Path(folder))
         separate = {tap: fit_seconds([tap], args, data, Path(folder)) for tap in args.taps}
+    report(together, separate)
+
+
+def report(together: float, separate: dict[str, float]) -> None:
+    """Print both figures and their ratio."""
     total = sum(separate.values())
-    print(f"one pass, {len(args.taps)} probes:  {together:7.2f} s")
+    print(f"one pass, {len(separate)} probes:  {together:7.2f} s")
     for tap, seconds in separate.items():
         print(f"  separate run {tap:<8} {seconds:7.2f} s")
-    print(f"{len(args.taps)} separate runs:     {total:7.2f} s")
+    print(f"{len(separate)} separate runs:     {total:7.2f} s")
     print(f"one pass is {total / together:.2f}x faster (goal >= 3x)")
 
 
