@@ -16,12 +16,11 @@ It runs on a CPU too (for checking the script; pass ``--peak-tflops`` to get an 
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 import torch
 
-from .common import describe_machine, photo_crops
+from .common import describe_machine, fit_on_batch, photo_batch
 
 PEAK_BF16_TFLOPS = {  # dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets
     "H200": 989.4,
@@ -57,8 +56,6 @@ def training_flops(net: torch.nn.Module, size: int, device: torch.device) -> flo
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from lightning.pytorch import Callback, Trainer
-
     from selfsup_color import Q
     from selfsup_color.pretrain.module import ColorizationModule
 
@@ -73,37 +70,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     module.prior_probs.fill_(1.0 / Q)  # a known prior: no estimation pass
     flops = training_flops(module.net.to(device), args.size, device)
-    rgb = torch.from_numpy(photo_crops(args.batch, args.size)).permute(0, 3, 1, 2).to(device)
-    batch = {"rgb": rgb, "skipped": torch.zeros((), dtype=torch.int64, device=device)}
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-    class StepTimer(Callback):
-        def __init__(self) -> None:
-            self.starts: list[float] = []
-
-        def on_train_batch_start(self, *_: Any) -> None:
-            sync()
-            self.starts.append(time.perf_counter())
-
-    timer = StepTimer()
-    steps = args.warmup + args.steps + 1
-    trainer = Trainer(
-        accelerator=device.type,
-        devices=1,
-        precision=args.precision,
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
+    batch = photo_batch(args.size, args.batch, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader([batch] * steps, batch_size=None))
-    timed = timer.starts[args.warmup :]
+    starts = fit_on_batch(module, batch, args.warmup + args.steps + 1, device, precision=args.precision)
+    timed = starts[args.warmup :]
     seconds = (timed[-1] - timed[0]) / (len(timed) - 1)
     images_per_s = args.batch / seconds
     peak = peak_tflops(device, args.peak_tflops)

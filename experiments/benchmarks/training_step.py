@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from .common import describe_machine, photo_crops
+from .common import describe_machine, device_sync, fit_on_batch, photo_batch
 
 # name: (arch, arch_options, crop, CPU batch, recipe batch per device)
 MODELS: dict[str, tuple[str, dict[str, Any], int, int, int]] = {
@@ -39,24 +39,18 @@ MODELS: dict[str, tuple[str, dict[str, Any], int, int, int]] = {
 }
 
 
-def _batch(crop: int, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
-    rgb = torch.from_numpy(photo_crops(batch, crop)).permute(0, 3, 1, 2).to(device)
-    return {"rgb": rgb, "skipped": torch.zeros((), dtype=torch.int64, device=device)}
-
-
 def _timed(fn: Any, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync = device_sync(device)
+    sync()
     start = time.perf_counter()
     fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - start
 
 
 def measure(name: str, steps: int, warmup: int) -> dict[str, Any]:
     """Time one model in this process (run it in a fresh one for a clean peak-memory figure)."""
-    from lightning.pytorch import Callback, Trainer
+    from lightning.pytorch import Callback
 
     from selfsup_color import Q
     from selfsup_color.pretrain.module import ColorizationModule, fused_adam
@@ -66,7 +60,7 @@ def measure(name: str, steps: int, warmup: int) -> dict[str, Any]:
     module = ColorizationModule(arch=arch, arch_options=options, log_images_every_n_steps=0).to(device)
     module.prior_probs.fill_(1.0 / Q)  # a known prior: no estimation pass
     module.targets.class_weights.fill_(1.0)
-    batch = _batch(crop, batch_size, device)
+    batch = photo_batch(crop, batch_size, device)
     optimizer = fused_adam(list(module.net.parameters()), lr=1e-5)  # as configure_optimizers builds it
 
     prepared: dict[str, Any] = {}
@@ -84,7 +78,7 @@ def measure(name: str, steps: int, warmup: int) -> dict[str, Any]:
             parts["forward_backward"].append(t_fb)
             parts["optimizer"].append(t_opt)
 
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = device_sync(device)
     net_time: list[float] = []  # forward + backward of the network, inside the Lightning steps
 
     def timed_forward(lightness: torch.Tensor) -> torch.Tensor:
@@ -95,14 +89,7 @@ def measure(name: str, steps: int, warmup: int) -> dict[str, Any]:
         net_time.append(time.perf_counter() - start)
         return out
 
-    class StepTimer(Callback):
-        def __init__(self) -> None:
-            self.starts: list[float] = []
-
-        def on_train_batch_start(self, *args: Any) -> None:
-            sync()
-            self.starts.append(time.perf_counter())
-
+    class BackwardTimer(Callback):
         def on_before_backward(self, *args: Any) -> None:
             sync()
             self.backward_start = time.perf_counter()
@@ -112,22 +99,8 @@ def measure(name: str, steps: int, warmup: int) -> dict[str, Any]:
             net_time[-1] += time.perf_counter() - self.backward_start
 
     object.__setattr__(module, "_forward", timed_forward)
-    timer = StepTimer()
-    loader = torch.utils.data.DataLoader([batch] * (warmup + steps + 1), batch_size=None)
-    trainer = Trainer(
-        accelerator=device.type,
-        devices=1,
-        max_steps=warmup + steps + 1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
-    trainer.fit(module, train_dataloaders=loader)
-    gaps = [b - a for a, b in zip(timer.starts[warmup:], timer.starts[warmup + 1 :], strict=False)]
+    starts = fit_on_batch(module, batch, warmup + steps + 1, device, [BackwardTimer()])
+    gaps = [b - a for a, b in zip(starts[warmup:], starts[warmup + 1 :], strict=False)]
     inside = net_time[warmup : warmup + len(gaps)]
     median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
     step = median(gaps)
