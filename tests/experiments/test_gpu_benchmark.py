@@ -26,3 +26,17 @@ def test_training_flops_count_forward_and_weight_gradient() -> None:
 def test_peak_lookup_prefers_the_override_and_knows_no_cpu_peak() -> None:
     assert peak_tflops(torch.device("cpu"), 12.5) == 12.5
     assert peak_tflops(torch.device("cpu"), None) is None
+
+
+def test_the_script_runs_real_trainer_steps_on_the_cpu() -> None:
+    import argparse
+
+    from experiments.benchmarks.gpu import measure
+
+    args = argparse.Namespace(
+        device="cpu", width=0.0625, size=32, batch=2, precision="bf16-mixed", channels_last=True,
+        compile=False, steps=2, warmup=1, peak_tflops=0.5,
+    )  # fmt: skip
+    result = measure(args)
+    assert result["images_per_s"] > 0 and result["gflops_per_image"] > 0
+    assert result["mfu"] == result["achieved_tflops"] / 0.5
