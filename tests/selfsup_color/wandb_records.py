@@ -8,6 +8,7 @@ chunks, each with a 7-byte header (crc32, little-endian length, type: 1 full, 2 
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,3 +41,19 @@ def wandb_records(path: Path) -> Iterator[Any]:
             record.ParseFromString(pending)
             yield record
             pending = b""
+
+
+def finished_run_records(path: Path, timeout: float = 60.0) -> dict[str, list[Any]]:
+    """The records of ``path`` by kind, once its ``exit`` record is on disk.
+
+    wandb-core writes the file in the background: ``wandb.finish()`` can return before the last
+    records reach the disk (seen on a loaded machine), so a test waits for the run's end.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        records: dict[str, list[Any]] = {}
+        for record in wandb_records(path):
+            records.setdefault(record.WhichOneof("record_type"), []).append(record)
+        if "exit" in records or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)

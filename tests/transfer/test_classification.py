@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from tests.selfsup_color.data.images import picture, save
-from tests.selfsup_color.wandb_records import wandb_records
+from tests.selfsup_color.wandb_records import finished_run_records
 from transfer.classification.cache import extract_features, resolve_mode, shard
 from transfer.classification.data import ClassificationData, labelled_folder, split_labelled, subsample
 from transfer.classification.knn import knn_scores, topk_accuracy
@@ -192,10 +192,10 @@ def test_linear_cli_writes_report_and_wandb_offline_run(
     assert (out / "linear_shades.png").stat().st_size > 1000
     runs = sorted((out / "wandb").glob("offline-run-*"))
     assert runs, "the report's wandb run"
-    kinds = {r.WhichOneof("record_type") for r in wandb_records(next(runs[-1].glob("run-*.wandb")))}
+    kinds = set(finished_run_records(next(runs[-1].glob("run-*.wandb"))))
     assert "history" in kinds and "exit" in kinds
     probe_runs = list((out / "encoder" / "wandb").glob("offline-run-*"))
-    history = [r for r in wandb_records(next(probe_runs[0].glob("run-*.wandb"))) if r.HasField("history")]
+    history = finished_run_records(next(probe_runs[0].glob("run-*.wandb")))["history"]
     logged = {item.key or "/".join(item.nested_key) for r in history for item in r.history.item}
     assert {"val/conv1/top1", "val/conv7/top5", "train/loss/conv3"} <= logged
 
