@@ -40,7 +40,11 @@ def read_manifest(root: Path) -> dict[str, dict[str, object]]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def write_manifest(root: Path, manifest: dict[str, dict[str, object]]) -> None:
+def record_stage(root: Path, name: str, record: dict[str, object], replace: bool = True) -> None:
+    """Set ``name``'s entry of ``root/manifest.json`` (read again first: entries made meanwhile stay)."""
+    manifest = read_manifest(root)
+    if replace or name not in manifest:
+        manifest[name] = record
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
@@ -87,17 +91,14 @@ def main() -> None:
     unknown = set(args.only or ()) - {s.name for s in plan}
     if unknown:
         raise SystemExit(f"unknown stage(s) {sorted(unknown)}; see --list")
-    manifest = read_manifest(root)
     for stage in plan:
         if args.only and stage.name not in args.only:
             continue
         if stage.done():
             print(f"{stage.name}: done ({stage.output})")
-            manifest.setdefault(stage.name, {"command": list(stage.command), "found": True})
+            record_stage(root, stage.name, {"command": list(stage.command), "found": True}, replace=False)
             continue
-        manifest[stage.name] = run_stage(stage, root)
-        write_manifest(root, manifest)
-    write_manifest(root, manifest)
+        record_stage(root, stage.name, run_stage(stage, root))
     if not args.no_render:
         from experiments.results.render import render
 
