@@ -13,6 +13,8 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+from PIL import Image
+
 from experiments.paths import REPO
 from experiments.results.stages import CBSD68_PROCESS_SIZE, PRETEXTS, SPLITS
 from transfer.report import Result, chart, read_results
@@ -47,9 +49,14 @@ def pct(value: float | None) -> str:
 
 
 def figure(src: Path, name: str) -> str:
-    """Copy ``src`` to docs/results/``name`` and return its markdown image link."""
+    """Copy ``src`` to docs/results/``name`` (re-encoded as JPEG for a .jpg name: photo grids stay
+    small in the repository) and return its markdown image link."""
     FIGURES.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, FIGURES / name)
+    if name.endswith(".jpg"):
+        with Image.open(src) as image:
+            image.convert("RGB").save(FIGURES / name, quality=90)
+    else:
+        shutil.copyfile(src, FIGURES / name)
     return f"![{name}](results/{name})\n"
 
 
@@ -128,7 +135,7 @@ def cbsd68_section(root: Path) -> str:
     grid = root / "cbsd68" / "grid.png"
     if grid.is_file():
         text += "\nSix photos evenly spaced in file-name order (not chosen by result):\n\n"
-        text += figure(grid, "cbsd68_grid.png")
+        text += figure(grid, "cbsd68_grid.jpg")
     return text
 
 
