@@ -40,7 +40,7 @@ class Pretext:
 PRETEXTS = (
     Pretext("rebalanced", "colorization, rebalanced (lam = 0.5)", ()),
     Pretext("lam1", "colorization, no rebalancing (lam = 1)", ("--model.lam", "1.0")),
-    Pretext("l2", "L2 regression on ab", ("--model.loss", "regression")),
+    Pretext("l2", "L2 regression on ab", ("--model.loss", "regression", "--model.lam", "1.0")),
 )
 
 

@@ -44,7 +44,9 @@ class ColorizationModule(LightningModule):
 
     Loss variants (the paper's ablations): ``loss="classification"`` with ``lam=0.5`` (class
     rebalancing, the full method), ``lam=1`` (no rebalancing), and ``loss="regression"`` (L2 on ab;
-    the network then predicts 2 channels). The prior over ab bins is read from ``prior`` (JSON or
+    the network then predicts 2 channels). ``lam=None`` (the default) means 0.5 for classification
+    and 1 for regression, the paper's unweighted L2 baseline; an explicit ``lam < 1`` with
+    regression gives a rebalanced L2, which pushes towards saturated colours. The prior over ab bins is read from ``prior`` (JSON or
     Q-line table) or, when None, estimated before training from ``prior_images`` training images
     (one DDP-aware pass), saved with the run and kept in every checkpoint.
 
@@ -60,7 +62,7 @@ class ColorizationModule(LightningModule):
         arch: str = "eccv16",
         arch_options: dict[str, Any] | None = None,
         loss: LossKind = "classification",
-        lam: float = 0.5,
+        lam: float | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
         k: int = DEFAULT_K,
         sigma: float = DEFAULT_SIGMA,
@@ -87,12 +89,15 @@ class ColorizationModule(LightningModule):
         super().__init__()
         if loss not in ("classification", "regression"):
             raise ValueError(f"loss must be 'classification' or 'regression', got {loss!r}")
+        if lam is None:
+            lam = 1.0 if loss == "regression" else 0.5
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lam must be in [0, 1] (the paper uses 0.5), got {lam}")
         if prior_images < 1:
             raise ValueError(f"prior_images must be >= 1, got {prior_images}")
         check_schedule(lr_milestones, lr_factors, warmup_steps)
         self.save_hyperparameters()
+        self.hparams.lam = lam  # the resolved value, so checkpoints record the weighting used
         self.net = build_model(arch, **pretext_options(arch_options, loss))
         self.targets = TargetBuilder(None, k=k, sigma=sigma, compile=compile_targets)
         # The prior travels in checkpoints; NaN means "not known yet" (estimated at fit start).

@@ -123,16 +123,25 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(
     )
 
 
-@pytest.mark.parametrize(("loss", "lam"), [("classification", 1.0), ("regression", 0.5)])
-def test_ablation_variants_train(photo_dirs, tmp_path: Path, loss: str, lam: float) -> None:
+@pytest.mark.parametrize(("loss", "lam"), [("classification", 1.0), ("regression", 0.5), ("regression", None)])
+def test_ablation_variants_train(photo_dirs, tmp_path: Path, loss: str, lam: float | None) -> None:
     module, data = build(photo_dirs, tmp_path, loss=loss, lam=lam)
     t = trainer(tmp_path, 2, limit_val_batches=1, val_check_interval=2)
     t.fit(module, data)
     assert math.isfinite(float(t.callback_metrics["val/loss"]))
-    if lam == 1.0:  # no rebalancing: every pixel weighs 1
+    if module.hparams.lam == 1.0:  # no rebalancing: every pixel weighs 1
         assert torch.allclose(module.targets.class_weights, torch.ones(313))
+    else:
+        assert module.targets.class_weights.max() > 2 * module.targets.class_weights.min()
     if loss == "regression":
         assert module.net(torch.zeros(1, 1, 32, 32)).shape == (1, 2, 8, 8)
+
+
+def test_default_lam_is_the_papers_for_each_loss() -> None:
+    """Rebalanced cross-entropy, but the unweighted L2 baseline (a rebalanced L2 over-saturates)."""
+    assert ColorizationModule().hparams.lam == 0.5
+    assert ColorizationModule(loss="regression").hparams.lam == 1.0
+    assert ColorizationModule(loss="regression", lam=0.5).hparams.lam == 0.5
 
 
 def test_bad_settings_fail_early() -> None:
