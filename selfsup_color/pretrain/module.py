@@ -97,7 +97,9 @@ class ColorizationModule(LightningModule):
             raise ValueError(f"prior_images must be >= 1, got {prior_images}")
         check_schedule(lr_milestones, lr_factors, warmup_steps)
         self.save_hyperparameters()
-        self.hparams.lam = lam  # the resolved value, so checkpoints record the weighting used
+        # Under LightningCLI the saved hparams are the parsed config, where lam may be None: record
+        # the value used, in checkpoints (hparams) and in what loggers log at fit start (initial).
+        self.hparams.lam = self._hparams_initial.lam = lam
         self.net = build_model(arch, **pretext_options(arch_options, loss))
         self.targets = TargetBuilder(None, k=k, sigma=sigma, compile=compile_targets)
         # The prior travels in checkpoints; NaN means "not known yet" (estimated at fit start).

@@ -30,7 +30,7 @@ def test_stages_cover_every_part_of_the_page_in_order(tmp_path: Path) -> None:
     ]  # fmt: skip
     by_name = {s.name: s for s in stages(tmp_path)}
     assert "--model.lam" in by_name["pretrain/lam1"].command
-    assert by_name["pretrain/l2"].command[-2:] == ("--model.loss", "regression")
+    assert by_name["pretrain/l2"].command[-4:] == ("--model.loss", "regression", "--model.lam", "1.0")
     assert "--baselines=[random,supervised]" in by_name["linear/rebalanced"].command
     assert "--baselines=[]" in by_name["linear/l2"].command
     assert str(SPLITS / "coco128_detection.json") in by_name["detection"].command

@@ -29,7 +29,7 @@ def test_print_config_round_trips_and_unknown_keys_fail(photo_dirs, tmp_path: Pa
     assert exit_info.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["arch_options"] == {"width": 0.0625}
-    assert printed["model"]["lam"] == 0.5 and printed["model"]["temperature"] == 0.38
+    assert printed["model"]["lam"] is None and printed["model"]["temperature"] == 0.38  # None: per loss
     assert printed["data"]["crop"] == 32 and printed["checkpoint"]["save_last"] is True
     bad = write_config(
         tmp_path / "bad.yaml", tiny_config(*photo_dirs, tmp_path / "run", **{"model.lamda": 1})
