@@ -123,7 +123,10 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(
     )
 
 
-@pytest.mark.parametrize(("loss", "lam"), [("classification", 1.0), ("regression", 0.5), ("regression", None)])
+VARIANTS = [("classification", 1.0), ("regression", 0.5), ("regression", None)]
+
+
+@pytest.mark.parametrize(("loss", "lam"), VARIANTS)
 def test_ablation_variants_train(photo_dirs, tmp_path: Path, loss: str, lam: float | None) -> None:
     module, data = build(photo_dirs, tmp_path, loss=loss, lam=lam)
     t = trainer(tmp_path, 2, limit_val_batches=1, val_check_interval=2)
