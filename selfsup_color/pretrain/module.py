@@ -47,8 +47,9 @@ class ColorizationModule(LightningModule):
     the network then predicts 2 channels). ``lam=None`` (the default) means 0.5 for classification
     and 1 for regression, the paper's unweighted L2 baseline; an explicit ``lam < 1`` with
     regression gives a rebalanced L2, which pushes towards saturated colours. The prior over ab
-    bins is read from ``prior`` (JSON or Q-line table) or, when None, estimated before training from ``prior_images`` training images
-    (one DDP-aware pass), saved with the run and kept in every checkpoint.
+    bins is read from ``prior`` (JSON or Q-line table) or, when None, estimated before training
+    from ``prior_images`` training images (one DDP-aware pass), saved with the run and kept in
+    every checkpoint.
 
     Optimiser as in the paper: Adam, betas (0.9, 0.99), L2 weight decay 1e-3, lr 3e-5 times
     ``lr_factors`` from each of ``lr_milestones`` (1/3 from 200k, 0.1 from 375k iterations), at a
