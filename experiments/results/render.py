@@ -193,6 +193,8 @@ def provenance(root: Path) -> str:
     for name, record in json.loads(path.read_text()).items():
         minutes = f"{record['seconds'] / 60:.1f}" if "seconds" in record else "-"
         when = record.get("started", "found on disk")
+        if record.get("note"):
+            when += f" ({record['note']})"
         rows.append([name, f"`{record.get('code', '-')}`", str(when), minutes])
     return table(["stage", "code", "started (UTC)", "minutes"], rows)
 
