@@ -58,6 +58,7 @@ def run_stage(stage: Stage, root: Path) -> dict[str, object]:
     log = root / "logs" / f"{stage.name.replace('/', '_')}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    version = code_version()  # the code the stage starts with (commits made meanwhile do not count)
     print(f"[{started}] {stage.name}: {' '.join(stage.command)}  (log: {log})", flush=True)
     begin = time.perf_counter()
     with log.open("a") as out:
@@ -72,7 +73,7 @@ def run_stage(stage: Stage, root: Path) -> dict[str, object]:
     if code != 0 or not stage.done():
         raise SystemExit(f"stage {stage.name} failed (exit code {code}, output {stage.output}); see {log}")
     print(f"  done in {seconds / 60:.1f} min", flush=True)
-    return {"command": list(stage.command), "code": code_version(), "started": started, "seconds": seconds}
+    return {"command": list(stage.command), "code": version, "started": started, "seconds": seconds}
 
 
 def main() -> None:
