@@ -40,7 +40,8 @@ def lean_reference(images: np.ndarray, class_weights: np.ndarray, knn: object) -
     return {
         "lightness": lab[..., 0],
         "ab": ab,
-        "dense": dense(index, weight),
+        "index": index,
+        "weight": weight,
         "pixel_weight": class_weights[index[:, 0]],
         "nongray": nongray,
     }
@@ -94,12 +95,17 @@ def dense(index: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return out
 
 
+def dense_targets(ref: dict[str, np.ndarray]) -> np.ndarray:
+    """P x Q soft targets of a baseline's outputs: the original's dense blob, or the lean k-NN made dense."""
+    return ref["dense"] if "dense" in ref else dense(ref["index"], ref["weight"])
+
+
 def compare(ref: dict[str, np.ndarray], ours: ColorizationTargets) -> str:
     """How far our outputs are from the reference's, as one line."""
     k = ours.targets.index.shape[1]
     index = ours.targets.index.permute(0, 2, 3, 1).reshape(-1, k).cpu().numpy()
     weight = ours.targets.weight.permute(0, 2, 3, 1).reshape(-1, k).cpu().double().numpy()
-    target_diff = np.abs(ref["dense"] - dense(index, weight)).max(axis=1)
+    target_diff = np.abs(dense_targets(ref) - dense(index, weight)).max(axis=1)
     pixel_weight = ours.pixel_weight.reshape(-1).cpu().double().numpy()
     # Our ab is float32 (|diff| ~2e-4 from skimage's float64): pixels that close to a tie may differ.
     return (
@@ -122,7 +128,7 @@ def encoder_exactness(ref: dict[str, np.ndarray]) -> tuple[float, int]:
     ties = d2[:, 10] - d2[:, 9] < 1e-3
     ab = torch.from_numpy(ref["ab"]).permute(0, 3, 1, 2)
     ours = soft_encode(ab).permute(0, 2, 3, 1).reshape(-1, Q).double().numpy()
-    diff = np.abs(ref["dense"] - ours).max(axis=1)
+    diff = np.abs(dense_targets(ref) - ours).max(axis=1)
     return float(diff[~ties].max()), int(ties.sum())
 
 
