@@ -27,15 +27,25 @@ from experiments.benchmarks.common import describe_machine, photo_crops, time_ca
 from selfsup_color import ColorizationTargets, Q, TargetBuilder, ab_bins, rebalance_weights, soft_encode
 
 
-def lean_reference(images: np.ndarray, class_weights: np.ndarray, knn: object) -> dict[str, np.ndarray]:
-    """The reference's maths with sparse outputs only, on N x H x W x 3 uint8 images."""
+def skimage_lab(images: np.ndarray) -> np.ndarray:
+    """``skimage.color.rgb2lab`` per image of N x H x W x 3 uint8 images (float64, N x H x W x 3)."""
     from skimage import color
 
-    lab = np.stack([color.rgb2lab(image) for image in images])
+    return np.stack([color.rgb2lab(image) for image in images])
+
+
+def knn_soft_targets(knn: object, points: np.ndarray, sigma: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's sparse soft encoding of P x 2 ab points: k-NN bins and their Gaussian weights."""
+    dist, index = knn.kneighbors(points)  # type: ignore[attr-defined]
+    weight = np.exp(-(dist**2) / (2 * sigma**2))
+    return index, weight / weight.sum(axis=1, keepdims=True)
+
+
+def lean_reference(images: np.ndarray, class_weights: np.ndarray, knn: object) -> dict[str, np.ndarray]:
+    """The reference's maths with sparse outputs only, on N x H x W x 3 uint8 images."""
+    lab = skimage_lab(images)
     ab = lab[:, ::4, ::4, 1:]
-    dist, index = knn.kneighbors(ab.reshape(-1, 2))  # type: ignore[attr-defined]
-    weight = np.exp(-(dist**2) / (2 * 5.0**2))
-    weight /= weight.sum(axis=1, keepdims=True)
+    index, weight = knn_soft_targets(knn, ab.reshape(-1, 2))
     nongray = (np.abs(ab) > 5).reshape(len(images), -1).any(axis=1)
     return {
         "lightness": lab[..., 0],
@@ -61,9 +71,7 @@ class OriginalPipeline:
         self.block: np.ndarray | None = None
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        from skimage import color
-
-        lab = np.stack([color.rgb2lab(image) for image in images]).transpose(0, 3, 1, 2).astype(np.float32)
+        lab = skimage_lab(images).transpose(0, 3, 1, 2).astype(np.float32)
         ab = lab[:, 1:, ::4, ::4]
         n, _, h, w = ab.shape
         points = ab.transpose(0, 2, 3, 1).reshape(-1, 2)
@@ -71,9 +79,7 @@ class OriginalPipeline:
             self.block = np.zeros((len(points), Q))
         else:
             self.block[...] = 0
-        dist, index = self.knn.kneighbors(points)  # type: ignore[attr-defined]
-        weight = np.exp(-(dist**2) / (2 * 5.0**2))
-        weight /= weight.sum(axis=1)[:, None]
+        index, weight = knn_soft_targets(self.knn, points)
         self.block[np.arange(len(points))[:, None], index] = weight
         targets = np.empty((n, Q, h, w), np.float32)
         targets[...] = self.block.reshape(n, h, w, Q).transpose(0, 3, 1, 2)
@@ -187,7 +193,7 @@ def main() -> None:
     original = OriginalPipeline(class_weights.numpy(), knn)
     baselines = {
         "original layers (skimage + sklearn, dense)": lambda: original(images),
-        "lean reference (sparse outputs)": lambda: lean_reference(images, class_weights.numpy(), knn),
+        "lean reference (sparse outputs)": lambda: lean_reference(images, original.class_weights, knn),
     }
     ref = original(images)
     exact, ties = encoder_exactness(ref)

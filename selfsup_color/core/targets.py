@@ -52,14 +52,17 @@ def gather_uint8(
     rgb: Tensor, luminance_lut: Tensor, linear_lut: Tensor, stride: int
 ) -> tuple[Tensor, Tensor]:
     """Table look-ups of a uint8 batch: full-resolution luminance Y and subsampled linear RGB."""
-    if torch.compiler.is_compiling():  # int32 indices: inductor's fused gathers read less memory
-        codes = rgb.int()
-        y = luminance_lut[0][codes[:, 0]] + luminance_lut[1][codes[:, 1]] + luminance_lut[2][codes[:, 2]]
-        return y, linear_lut[codes[:, :, ::stride, ::stride]]
-    codes = rgb.long()  # eager: torch.take costs half of advanced indexing on CPUs
-    y = torch.take(luminance_lut[0], codes[:, 0]) + torch.take(luminance_lut[1], codes[:, 1])
-    y = y + torch.take(luminance_lut[2], codes[:, 2])
-    return y, torch.take(linear_lut, codes[:, :, ::stride, ::stride])
+    # Compiled: int32 indexing (inductor's fused gathers read less memory). Eager: torch.take, which
+    # needs int64 but costs half of advanced indexing on CPUs.
+    compiling = torch.compiler.is_compiling()
+    codes = rgb.int() if compiling else rgb.long()
+    look_up = _index if compiling else torch.take
+    y = look_up(luminance_lut[0], codes[:, 0]) + look_up(luminance_lut[1], codes[:, 1])
+    return y + look_up(luminance_lut[2], codes[:, 2]), look_up(linear_lut, codes[:, :, ::stride, ::stride])
+
+
+def _index(table: Tensor, codes: Tensor) -> Tensor:
+    return table[codes]
 
 
 def lab_from_linear(y: Tensor, linear: Tensor, gray_threshold: float) -> tuple[Tensor, ...]:
