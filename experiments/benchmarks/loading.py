@@ -35,6 +35,7 @@ from torchvision import transforms
 from experiments.benchmarks.common import describe_machine, time_call
 from experiments.paths import SHARED
 from selfsup_color.data import ImageFiles, cache_dir, collate_images, extract_archive, find_images
+from selfsup_color.data.jpeg import jpeg_decoder
 
 
 def bare_decode(path: str) -> int:
@@ -97,7 +98,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (0: in this process)")
     parser.add_argument("--batch", type=int, default=40, help="batch size with --workers")
     parser.add_argument("--chunk", type=int, default=20, help="files per interleaved chunk, in this process")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads in this process (a DataLoader worker has 1)"
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     root = extract_archive(args.archive, args.cache or cache_dir())
     files = find_images([root / "train", root / "val"])
@@ -117,8 +122,10 @@ def main() -> None:
     }
     collates = {"bare decode": count, "torchvision": torch.utils.data.default_collate, "ours": collate_images}
     where = f"{args.workers} workers, batches of {args.batch}" if args.workers else "one process"
+    decoder = jpeg_decoder()
     print(
-        f"{len(files)} files of {root}, resize {args.resize}, crop {args.crop}, {where}; {describe_machine()}"
+        f"{len(files)} files of {root}, resize {args.resize}, crop {args.crop}, {where}; "
+        f"JPEG decoder: {decoder[0] if decoder else 'Pillow'}; {describe_machine()}"
     )
     passes = {
         name: one_pass(data, args.workers, args.batch, collates[name])

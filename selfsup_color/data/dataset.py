@@ -80,7 +80,7 @@ class ImageFiles(Dataset[Tensor | None]):
             return None
         path = self.files[index]
         try:
-            image = read_crop(path, self.resize, self.crop, self.rng(index) if self.train else None)
+            return read_crop(path, self.resize, self.crop, self.rng(index) if self.train else None)
         except Exception as error:  # any decoder failure: one bad file must not end a long run
             self._broken.add(index)
             warnings.warn(
@@ -89,7 +89,6 @@ class ImageFiles(Dataset[Tensor | None]):
                 stacklevel=2,
             )
             return None
-        return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(self.crop, self.crop, 3)
 
 
 def collate_images(items: Sequence[Tensor | None], size: tuple[int, int] | None = None) -> dict[str, Tensor]:

@@ -18,9 +18,13 @@ import random
 from os import PathLike
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
+from torch import Tensor
 
-from .crops import Crop, centre_crop, random_crop
+from .crops import Crop, centre_crop, random_crop, resized_size
+from .jpeg import decode_jpeg_rgb, jpeg_decoder, jpeg_frame_size, read_if_jpeg
+from .resample import resample_crop
 
 ORIENTATION = 0x0112
 """The EXIF tag of the orientation (1 = upright; 5 to 8 swap width and height)."""
@@ -68,31 +72,74 @@ def load_rgb(path: str | PathLike[str]) -> Image.Image:
         return out if out.mode == "RGB" else out.convert("RGB")
 
 
-def read_crop(
-    path: str | PathLike[str], resize: int, size: int, rng: random.Random | None = None
-) -> Image.Image:
-    """A ``size`` x ``size`` RGB crop of the image at ``path`` resized to shorter side ``resize``.
+def read_crop(path: str | PathLike[str], resize: int, size: int, rng: random.Random | None = None) -> Tensor:
+    """A ``size`` x ``size`` x 3 uint8 crop of the image at ``path`` resized to shorter side ``resize``.
 
     With ``rng`` the crop is random and flipped half the time (:func:`~.crops.random_crop`), else it
-    is centred. The picture equals resizing the whole (upright, RGB) image with Pillow's antialiased
-    bilinear filter and cropping it, but only the crop's box is resampled; a JPEG at least twice
-    the resized size is decoded at 1/2, 1/4 or 1/8 scale (Pillow's ``draft``), and a baseline JPEG
-    stops decoding below the last row the box needs (:func:`decode_top_rows`). See
-    :data:`REDUCING_GAP` for boxes still over 6x the crop. Raises on a broken file.
+    is centred. The picture is that of resizing the whole (upright, RGB) image with Pillow's
+    antialiased bilinear filter and cropping it (within one grey level), but only the crop is
+    resampled:
+
+    - a JPEG that needs no reduction is decoded by torchvision or TorchCodec (:mod:`~.jpeg`) into a
+      tensor and resampled by torch (:func:`~.resample.resample_crop`), 2-3x faster than Pillow's
+      filter;
+    - a JPEG at least twice the resized size is decoded at 1/2, 1/4 or 1/8 scale (Pillow's
+      ``draft``), and if baseline stops decoding below the last row the box needs
+      (:func:`decode_top_rows`);
+    - other files, and JPEGs neither decoder reads, go through Pillow, which resamples the box
+      (see :data:`REDUCING_GAP` for boxes still over 6x the crop).
+
+    Raises on a broken file.
     """
+    data, decoder = read_if_jpeg(path), jpeg_decoder()
+    frame = jpeg_frame_size(data) if data is not None and decoder is not None else None
+    if frame is not None and not draft_reduces(*frame, resize):
+        try:
+            image = decode_jpeg_rgb(data, decoder[1])
+        except Exception:  # a broken file: Pillow decodes it or raises its own error
+            pass
+        else:
+            _, height, width = image.shape
+            return resample_crop(image, draw_crop(width, height, resize, size, rng))
+    return pillow_crop(path, resize, size, rng)
+
+
+def pillow_crop(
+    path: str | PathLike[str], resize: int, size: int, rng: random.Random | None = None
+) -> Tensor:
+    """:func:`read_crop` through Pillow: reduced (``draft``) and partial JPEG decoding, box resample."""
     with Image.open(path) as image:
         turn = orientation(image)
         width, height = image.size[::-1] if turn >= 5 else image.size
-        if rng is not None:
-            crop = random_crop(width, height, resize, size, rng)
-        else:
-            crop = centre_crop(width, height, resize, size)
+        crop = draw_crop(width, height, resize, size, rng)
         try:
-            return _crop_image(image, crop, turn, partial=True)
+            return as_tensor(_crop_image(image, crop, turn, partial=True))
         except PartialDecodeError:
             pass
     with Image.open(path) as image:
-        return _crop_image(image, crop, turn, partial=False)
+        return as_tensor(_crop_image(image, crop, turn, partial=False))
+
+
+def draw_crop(width: int, height: int, resize: int, size: int, rng: random.Random | None) -> Crop:
+    """The random crop (and flip) ``rng`` draws, or the centred crop without ``rng``."""
+    if rng is None:
+        return centre_crop(width, height, resize, size)
+    return random_crop(width, height, resize, size, rng)
+
+
+def draft_reduces(width: int, height: int, resize: int) -> bool:
+    """Whether Pillow's ``draft`` decodes a JPEG of ``width`` x ``height`` reduced for ``resize``.
+
+    It does when both sides are at least twice the resized image's (orientation does not matter).
+    """
+    resized_width, resized_height = resized_size(width, height, resize)
+    return min(width // resized_width, height // resized_height) >= 2
+
+
+def as_tensor(image: Image.Image) -> Tensor:
+    """An RGB Pillow image as an H x W x 3 uint8 tensor (one copy)."""
+    width, height = image.size
+    return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(height, width, 3)
 
 
 def _crop_image(image: Image.Image, crop: Crop, turn: int, partial: bool) -> Image.Image:

@@ -1,4 +1,7 @@
-"""Partial JPEG decoding (only the rows a crop needs): the same pixels as a full decode, or a fallback."""
+"""Partial JPEG decoding (only the rows a crop needs): the same pixels as a full decode, or a fallback.
+
+These test the Pillow path (``decode.pillow_crop``); ``read_crop`` takes it for JPEGs decoded reduced.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import pytest
 from PIL import Image
 
 from selfsup_color.data import decode, random_crop, read_crop
+from selfsup_color.data.decode import pillow_crop
 
 from .images import picture, save
 
@@ -28,7 +32,7 @@ def test_crops_are_bit_identical_to_full_decodes(tmp_path: Path, subsampling: in
     for resize, size in [(200, 120), (128, 96), (60, 60), (220, 20)]:
         for index in range(6):
             seed = f"0:0:{index}"
-            ours = np.asarray(read_crop(path, resize, size, random.Random(seed)))
+            ours = np.asarray(pillow_crop(path, resize, size, random.Random(seed)))
             np.testing.assert_array_equal(ours, full_crop(path, resize, size, seed))
             with Image.open(path) as image:
                 crop = random_crop(*image.size, resize, size, random.Random(seed))
@@ -61,7 +65,7 @@ def test_only_unloaded_baseline_jpegs_are_decoded_partially(tmp_path: Path) -> N
     with Image.open(save(tmp_path / "b.jpg", pixels)) as image:
         assert not decode.decode_top_rows(image, 64)  # every row needed: an ordinary decode
         assert decode.decode_top_rows(image, 63)
-    progressive = np.asarray(read_crop(cases["progressive"], 64, 32, random.Random("0:0:0")))
+    progressive = np.asarray(pillow_crop(cases["progressive"], 64, 32, random.Random("0:0:0")))
     np.testing.assert_array_equal(progressive, full_crop(cases["progressive"], 64, 32, "0:0:0"))
 
 
@@ -76,7 +80,7 @@ def test_a_decode_that_stops_early_falls_back_to_the_full_decode(
     monkeypatch.setattr(decode, "PARTIAL_SENTINEL", colour)
     with Image.open(path) as image, pytest.raises(decode.PartialDecodeError, match=r"flat\.jpg"):
         decode.decode_top_rows(image, 50)
-    crop = np.asarray(read_crop(path, 90, 40, random.Random("0:0:1")))
+    crop = np.asarray(pillow_crop(path, 90, 40, random.Random("0:0:1")))
     assert (crop == colour).all()
 
 
@@ -87,5 +91,6 @@ def test_a_file_broken_above_the_crop_still_raises(tmp_path: Path) -> None:
     truncated.write_bytes(data[: len(data) // 5])  # ends in the top fifth of the rows
     with Image.open(truncated) as image, pytest.raises(OSError, match="truncated"):
         decode.decode_top_rows(image, 200)
-    with pytest.raises(OSError, match="truncated"):
-        read_crop(truncated, 200, 100, random.Random("0:0:0"))
+    for read in (pillow_crop, read_crop):  # read_crop: the tensor decoder fails, then Pillow raises
+        with pytest.raises(OSError, match="truncated"):
+            read(truncated, 200, 100, random.Random("0:0:0"))

@@ -1,0 +1,50 @@
+"""A :class:`~.crops.Crop` resampled from a decoded image tensor with torch's antialiased filter.
+
+torch's uint8 antialiased bilinear resampling is Pillow's filter (the same support, centres and
+two passes; fixed-point weights that round differently in some taps) in vectorised form, 3-4x
+faster than Pillow's on a crop. Output pixel ``j``
+of the resized image is centred at ``(j + 0.5) * scale`` in the source, measured from the image's
+top-left corner, so it cannot start at a crop's fractional edge. Instead we compute the outputs from
+the top-left corner to the crop's far edge, on only the source rows and columns those reach, and
+keep the crop: every kept pixel is the one a resize of the whole image gives.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .crops import Crop
+
+
+def reach(outputs: int, scale: float, length: int) -> int:
+    """How many source pixels (of ``length``) the first ``outputs`` outputs at ``scale`` read.
+
+    The bilinear filter of output ``j`` spans ``max(scale, 1)`` source pixels either side of its
+    centre; two pixels of margin cover the rounding of the span's ends.
+    """
+    return min(length, math.ceil((outputs - 0.5) * scale + max(scale, 1.0)) + 2)
+
+
+def resample_crop(image: Tensor, crop: Crop) -> Tensor:
+    """``crop`` of the 3 x H x W uint8 ``image`` resized to ``crop.resized``: size x size x 3 uint8.
+
+    Flipped left-right when ``crop.flip``. Within one grey level of Pillow's bilinear resize of the
+    whole image (torch and Pillow round some filter weights differently).
+    """
+    _, height, width = image.shape
+    resized_width, resized_height = crop.resized
+    rows, columns = crop.top + crop.size, crop.left + crop.size
+    # A batch of one whose batch stride spans the image: with the stride [None] gives (3), torch
+    # misses its vectorised channels-last kernel and runs 1.5-2x slower.
+    batch = image.permute(1, 2, 0)[None].permute(0, 3, 1, 2)
+    source = batch[
+        :, :, : reach(rows, height / resized_height, height), : reach(columns, width / resized_width, width)
+    ]
+    resized = torch.ops.aten._upsample_bilinear2d_aa(
+        source, [rows, columns], False, resized_height / height, resized_width / width
+    )
+    out = resized[0, :, crop.top :, crop.left :].permute(1, 2, 0).contiguous()
+    return out.flip(1) if crop.flip else out
