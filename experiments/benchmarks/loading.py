@@ -1,12 +1,14 @@
-"""Image loading: ours (decode, resample the crop's box only) against bare decoding and torchvision.
+"""Image loading: ours (decode, resample only the crop) against bare decoding and torchvision.
 
 All three read the same files: hymenoptera train + val (~500 px JPEGs and one GIF), unpacked once
 into the cache. Per image:
 
-- bare: ``Image.open(path).convert("RGB")``, which decodes every pixel; the ceiling for any loader;
+- bare: ``Image.open(path).convert("RGB")``, which decodes every pixel; the ceiling of a Pillow loader;
 - torchvision: the ``ImageFolder`` PIL loader, then ``Resize(256)``, ``RandomCrop(176)``,
   ``RandomHorizontalFlip()``, ``PILToTensor()``;
 - ours: ``ImageFiles(files, 256, 176, train=True)[i]``, a 176 x 176 x 3 uint8 tensor.
+
+This process runs ``--threads`` torch threads (default 1, as a DataLoader worker does).
 
 The three are interleaved so that the machine's drifting speed (often +-30% here) hits all alike.
 In this process, each round walks the files in chunks of ``--chunk``, and each chunk is read by all

@@ -39,7 +39,7 @@ class ImageFiles(Dataset[Tensor | None]):
     """Crops of image files: random (``train``) or centred, as crop x crop x 3 uint8 tensors.
 
     Each image is resized (shorter side to ``resize``) and cropped as described in
-    :mod:`selfsup_color.data.crops`; only the crop's box is resampled.
+    :mod:`selfsup_color.data.crops`; only the crop is resampled (see :func:`~.decode.read_crop`).
     """
 
     def __init__(
