@@ -13,7 +13,7 @@ batch starts), summed over the timed steps. What remains is target preparation, 
 optimiser, logging and Lightning's own overhead. Peak memory is the process's peak RSS on the CPU
 (and ``max_memory_allocated`` on a GPU).
 
-    python -m experiments.benchmarks.training_step [--models quickstart cifar10_cpu ...] [--steps 10]
+    python -m experiments.benchmarks.training_step [--models quickstart ...] [--steps 10] [--batch N]
 """
 
 from __future__ import annotations
@@ -48,14 +48,15 @@ def _timed(fn: Any, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def measure(name: str, steps: int, warmup: int) -> dict[str, Any]:
+def measure(name: str, steps: int, warmup: int, batch_size: int | None = None) -> dict[str, Any]:
     """Time one model in this process (run it in a fresh one for a clean peak-memory figure)."""
     from lightning.pytorch import Callback
 
     from selfsup_color import Q
     from selfsup_color.pretrain.module import ColorizationModule, fused_adam
 
-    arch, options, crop, batch_size, _ = MODELS[name]
+    arch, options, crop, cpu_batch, _ = MODELS[name]
+    batch_size = batch_size or cpu_batch
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     module = ColorizationModule(arch=arch, arch_options=options, log_images_every_n_steps=0).to(device)
     module.prior_probs.fill_(1.0 / Q)  # a known prior: no estimation pass
@@ -130,10 +131,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, help="batch size of every model (default: each its own)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model, print JSON
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.steps, args.warmup)))
+        print(json.dumps(measure(args.one, args.steps, args.warmup, args.batch)))
         return
     print(describe_machine())
     columns = "model params crop batch images/s step fwd+bwd targets optimiser outside_fwd/bwd peak_RSS"
@@ -151,6 +153,7 @@ def main() -> None:
             str(args.steps),
             "--warmup",
             str(args.warmup),
+            *(["--batch", str(args.batch)] if args.batch else []),
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         r = json.loads(out)
