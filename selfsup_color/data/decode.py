@@ -81,8 +81,8 @@ def read_crop(path: str | PathLike[str], resize: int, size: int, rng: random.Ran
     resampled:
 
     - a JPEG that needs no reduction is decoded by torchvision or TorchCodec (:mod:`~.jpeg`) into a
-      tensor and resampled by torch (:func:`~.resample.resample_crop`), 2-3x faster than Pillow's
-      filter;
+      tensor and resampled by torch (:func:`~.resample.resample_crop`), about twice as fast as
+      Pillow's filter;
     - a JPEG at least twice the resized size is decoded at 1/2, 1/4 or 1/8 scale (Pillow's
       ``draft``), and if baseline stops decoding below the last row the box needs
       (:func:`decode_top_rows`);

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 from collections.abc import Callable
 from os import PathLike
 
@@ -31,14 +32,21 @@ STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 """Markers without a length field (TEM, RST0..RST7)."""
 
 
-def read_if_jpeg(path: str | PathLike[str]) -> bytes | None:
-    """The bytes of the file at ``path`` if it starts as a JPEG does, else None (2 bytes read)."""
+def read_if_jpeg(path: str | PathLike[str]) -> bytearray | None:
+    """The bytes of the file at ``path`` if it starts as a JPEG does, else None (2 bytes read).
+
+    Read once into a writable buffer, which a tensor can then view without a copy.
+    """
     with open(path, "rb") as file:
-        head = file.read(2)
-        return head + file.read() if head == SOI else None
+        if file.read(2) != SOI:
+            return None
+        data = bytearray(os.fstat(file.fileno()).st_size)
+        data[:2] = SOI
+        del data[2 + file.readinto(memoryview(data)[2:]) :]
+        return data
 
 
-def jpeg_frame_size(data: bytes) -> tuple[int, int] | None:
+def jpeg_frame_size(data: bytes | bytearray) -> tuple[int, int] | None:
     """(width, height) as stored in a JPEG's frame header; None when ``data`` is not a readable JPEG.
 
     Walks the marker segments from the start of the file to the first frame header; gives up (None)
@@ -125,12 +133,13 @@ def _probe() -> tuple[bytes, Tensor]:
     return buffer.getvalue(), torch.from_numpy(np.array(upright)).permute(2, 0, 1)
 
 
-def decode_jpeg_rgb(data: bytes, decoder: JpegDecoder) -> Tensor:
+def decode_jpeg_rgb(data: bytes | bytearray, decoder: JpegDecoder) -> Tensor:
     """The JPEG ``data`` decoded upright to RGB by ``decoder``: 3 x H x W uint8.
 
-    Raises RuntimeError for a broken or truncated file.
+    Raises (RuntimeError, from the decoders we know) for a broken or truncated file.
     """
-    image = decoder(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+    buffer = data if isinstance(data, bytearray) else bytearray(data)  # frombuffer wants it writable
+    image = decoder(torch.frombuffer(buffer, dtype=torch.uint8))
     if image.ndim != 3 or image.shape[0] != 3 or image.dtype != torch.uint8:
         raise RuntimeError(
             f"the JPEG decoder returned {image.dtype} {tuple(image.shape)}, not 3 x H x W uint8"

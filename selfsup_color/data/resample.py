@@ -1,12 +1,13 @@
 """A :class:`~.crops.Crop` resampled from a decoded image tensor with torch's antialiased filter.
 
 torch's uint8 antialiased bilinear resampling is Pillow's filter (the same support, centres and
-two passes; fixed-point weights that round differently in some taps) in vectorised form, 3-4x
-faster than Pillow's on a crop. Output pixel ``j``
-of the resized image is centred at ``(j + 0.5) * scale`` in the source, measured from the image's
-top-left corner, so it cannot start at a crop's fractional edge. Instead we compute the outputs from
-the top-left corner to the crop's far edge, on only the source rows and columns those reach, and
-keep the crop: every kept pixel is the one a resize of the whole image gives.
+two passes; fixed-point weights that round differently in some taps) in vectorised form. Output
+pixel ``j`` of the resized image is centred at ``(j + 0.5) * scale`` in the source, measured from
+the image's top-left corner, so it cannot start at a crop's fractional edge. Instead we compute the
+outputs from the top-left corner to the crop's far edge, on only the source rows and columns those
+reach, and keep the crop: every kept pixel is the one a resize of the whole image gives. Even with
+those extra outputs it takes about half the time of Pillow's filter on the crop's box (0.4-0.55
+against 0.9 ms for a 176 px crop of a ~500 px photo).
 """
 
 from __future__ import annotations

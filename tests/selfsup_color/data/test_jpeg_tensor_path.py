@@ -66,7 +66,10 @@ def jpeg_files(folder: Path) -> dict[str, Path]:
 
 def test_frame_size_is_pillows(tmp_path: Path) -> None:
     for name, path in jpeg_files(tmp_path).items():
-        assert jpeg_frame_size(path.read_bytes()) == Image.open(path).size, name
+        data = jpeg.read_if_jpeg(path)
+        assert isinstance(data, bytearray) and data == path.read_bytes(), name
+        assert jpeg_frame_size(data) == Image.open(path).size, name
+    assert jpeg.read_if_jpeg(save(tmp_path / "p.png", picture(8, 8))) is None
     data = (tmp_path / "b.jpg").read_bytes()
     padded = data[:2] + b"\xff\xff" + data[2:]  # fill bytes before a marker are allowed
     assert jpeg_frame_size(padded) == (83, 61)
