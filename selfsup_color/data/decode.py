@@ -137,7 +137,7 @@ def draft_reduces(width: int, height: int, resize: int) -> bool:
 
 
 def as_tensor(image: Image.Image) -> Tensor:
-    """An RGB Pillow image as an H x W x 3 uint8 tensor (one copy)."""
+    """An RGB Pillow image as an H x W x 3 uint8 tensor (the bytes copied into a writable buffer)."""
     width, height = image.size
     return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(height, width, 3)
 
