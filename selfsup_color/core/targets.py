@@ -148,7 +148,7 @@ class TargetBuilder(nn.Module):
     ) -> ColorizationTargets:
         codes = self._run(candidate_major, self._run(gather_codes, cell, self.knn_codes))
         index, weight, pixel_weight = self._run(
-            soft_targets, a, b, codes, self.class_weights, self.k, self.sigma
+            soft_targets, a, b, codes, self.class_weights.float(), self.k, self.sigma
         )
         return ColorizationTargets(lightness, ab, SoftTargets(index, weight), pixel_weight, nongray)
 
@@ -156,7 +156,10 @@ class TargetBuilder(nn.Module):
         """Targets for an N x 3 x H x W batch: uint8, or float in [0, 1] (checked)."""
         check_image_batch(rgb, "rgb", 3)
         if rgb.dtype == torch.uint8:
-            y, linear = self._run(gather_uint8, rgb, self.luminance_lut, self.linear_lut, self.stride)
+            # float32 tables (and weights, in _encode) after a ``.double()`` of the module (Lightning's
+            # "64-true" precision): the bin search is exact in float32 only.
+            luminance, linear = self.luminance_lut.float(), self.linear_lut.float()
+            y, linear = self._run(gather_uint8, rgb, luminance, linear, self.stride)
             return self._encode(*self._run(lab_from_linear, y, linear, self.gray_threshold))
         if not rgb.is_floating_point():
             raise TypeError(f"rgb must be uint8 or floating point in [0, 1], got {rgb.dtype}")

@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ..core.checks import compute_dtype
+
 
 def _world() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -43,7 +45,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         self._check_input_dim(x)
         channels = x.shape[1]
-        xf = x.float()
+        xf = x.to(compute_dtype(x))  # float32 for half precision, float64 stays float64
         count = xf.new_full((1,), x.numel() // channels)
         total = _AllReduceSum.apply(torch.cat((xf.sum((0, 2, 3)), xf.square().sum((0, 2, 3)), count)))
         n = total[-1]

@@ -163,7 +163,8 @@ class ColorizationModule(LightningModule):
 
     # ------------------------------------------------------------------ steps
     def forward(self, lightness: Tensor) -> Tensor:
-        """Logits (or ab for regression) at 1/4 resolution from L in [0, 100]."""
+        """Logits (or ab for regression) at 1/4 resolution from L in [0, 100], in the net's dtype."""
+        lightness = lightness.to(self.dtype)  # float64 under "64-true" precision; a no-op otherwise
         if self.hparams.channels_last:
             lightness = lightness.contiguous(memory_format=torch.channels_last)
         return self._forward(lightness)

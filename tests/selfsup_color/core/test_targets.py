@@ -94,6 +94,15 @@ def test_compiled_builder_matches_eager(photos: torch.Tensor) -> None:
     assert torch.equal(a.nongray, b.nongray)
 
 
+def test_a_builder_cast_to_float64_gives_the_float32_targets(photos: torch.Tensor) -> None:
+    """Lightning's "64-true" precision calls ``.double()`` on the whole module: targets must not change."""
+    weights = torch.rand(Q, generator=torch.Generator().manual_seed(2)) + 0.5
+    a, b = TargetBuilder(weights)(photos), TargetBuilder(weights).double()(photos)
+    assert torch.equal(a.lightness, b.lightness) and torch.equal(a.ab, b.ab)
+    assert torch.equal(a.targets.index, b.targets.index) and torch.equal(a.targets.weight, b.targets.weight)
+    assert torch.equal(a.pixel_weight, b.pixel_weight) and torch.equal(a.nongray, b.nongray)
+
+
 def test_bad_input_raises() -> None:
     builder = TargetBuilder()
     with pytest.raises(ValueError, match="N x 3 x H x W"):
