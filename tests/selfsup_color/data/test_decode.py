@@ -61,7 +61,7 @@ def test_gray_with_alpha_and_plain_gray(tmp_path: Path) -> None:
 def test_sixteen_bit_is_scaled_not_clipped(tmp_path: Path) -> None:
     values = np.array([[0, 257 * 100, 65535, 1000]], np.uint16).repeat(4, axis=0)
     path = save(tmp_path / "g16.png", values)
-    assert Image.open(path).mode == "I;16"
+    assert Image.open(path).mode in ("I;16", "I")  # Pillow < 10.3 opens 16-bit PNGs as 32-bit "I"
     rgb = np.asarray(load_rgb(path))
     assert rgb.shape == (4, 4, 3) and (rgb[0, :, 0] == (0, 100, 255, 4)).all()
 
