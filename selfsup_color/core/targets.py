@@ -48,6 +48,17 @@ def _uint8_linear_lut() -> Tensor:
     return srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255.0)
 
 
+def _tables() -> tuple[Tensor, Tensor]:
+    """float32 look-up tables of 8-bit codes: linear RGB (256) and each channel's share of Y (3 x 256).
+
+    The bin search downstream is exact in float32 only: a module cast to another dtype rebuilds
+    them (exactly) instead of using cast copies.
+    """
+    linear = _uint8_linear_lut()
+    y_row = torch.tensor(XYZ_FROM_RGB[1], dtype=torch.float64)
+    return linear.float(), (y_row[:, None] * linear[None]).float()
+
+
 def gather_uint8(
     rgb: Tensor, luminance_lut: Tensor, linear_lut: Tensor, stride: int
 ) -> tuple[Tensor, Tensor]:
@@ -115,10 +126,9 @@ class TargetBuilder(nn.Module):
             raise ValueError(f"class_weights must have shape ({Q},), got {tuple(class_weights.shape)}")
         self.k, self.sigma, self.stride, self.gray_threshold = k, sigma, stride, gray_threshold
         self.register_buffer("class_weights", class_weights.float().clone(), persistent=False)
-        lin = _uint8_linear_lut()
-        y_row = torch.tensor(XYZ_FROM_RGB[1], dtype=torch.float64)
-        self.register_buffer("linear_lut", lin.float(), persistent=False)
-        self.register_buffer("luminance_lut", (y_row[:, None] * lin[None]).float(), persistent=False)
+        linear, luminance = _tables()
+        self.register_buffer("linear_lut", linear, persistent=False)
+        self.register_buffer("luminance_lut", luminance, persistent=False)
         self.register_buffer("knn_codes", candidate_codes(k), persistent=False)
         self._compiled: dict[Callable[..., Any], Callable[..., Any]] = {}
         self.compile_stages = compile
@@ -156,10 +166,9 @@ class TargetBuilder(nn.Module):
         """Targets for an N x 3 x H x W batch: uint8, or float in [0, 1] (checked)."""
         check_image_batch(rgb, "rgb", 3)
         if rgb.dtype == torch.uint8:
-            # float32 tables (and weights, in _encode) after a ``.double()`` of the module (Lightning's
-            # "64-true" precision): the bin search is exact in float32 only.
-            luminance, linear = self.luminance_lut.float(), self.linear_lut.float()
-            y, linear = self._run(gather_uint8, rgb, luminance, linear, self.stride)
+            if self.linear_lut.dtype != torch.float32:  # the module was cast ("64-true", "bf16-true")
+                self.linear_lut, self.luminance_lut = (t.to(rgb.device) for t in _tables())
+            y, linear = self._run(gather_uint8, rgb, self.luminance_lut, self.linear_lut, self.stride)
             return self._encode(*self._run(lab_from_linear, y, linear, self.gray_threshold))
         if not rgb.is_floating_point():
             raise TypeError(f"rgb must be uint8 or floating point in [0, 1], got {rgb.dtype}")
