@@ -36,3 +36,20 @@ def rebalance_weights(prior: Tensor, lam: float = 0.5) -> Tensor:
     p = p / p.sum()
     w = ((1.0 - lam) * p + lam / Q).clamp(min=MIN_MIXED_MASS).reciprocal()
     return (w / (p * w).sum()).to(prior.dtype)
+
+
+def effective_sample_size(weights: Tensor, dim: int | None = None) -> Tensor:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2`` of non-negative ``weights`` (float64).
+
+    ``n`` equal weights give ``n``; one weight among zeros gives 1. Over pixels of a batch it says
+    how many equally weighted pixels the rebalanced loss is worth; over per-image weight sums, how
+    many images. All-zero weights give NaN.
+    """
+    if weights.is_complex() or not weights.is_floating_point():
+        raise TypeError(f"weights must be a real floating tensor, got {weights.dtype}")
+    if bool((weights < 0).any()) or not bool(torch.isfinite(weights).all()):
+        raise ValueError("weights must be finite and non-negative")
+    w = weights.to(torch.float64)
+    total = w.sum() if dim is None else w.sum(dim)
+    squares = w.square().sum() if dim is None else w.square().sum(dim)
+    return total.square() / squares

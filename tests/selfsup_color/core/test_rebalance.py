@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from selfsup_color.core.bins import Q
-from selfsup_color.core.rebalance import MIN_MIXED_MASS, rebalance_weights
+from selfsup_color.core.rebalance import MIN_MIXED_MASS, effective_sample_size, rebalance_weights
 
 
 def numpy_weights(p: np.ndarray, lam: float) -> np.ndarray:
@@ -80,3 +80,28 @@ def test_integer_prior_raises() -> None:
     one_hot[0] = 1
     with pytest.raises(TypeError, match="floating point"):
         rebalance_weights(one_hot)
+
+
+def test_effective_sample_size_matches_kish_formula() -> None:
+    rng = np.random.default_rng(0)
+    w = rng.exponential(size=(5, 40))
+    expected = w.sum(1) ** 2 / (w**2).sum(1)
+    assert np.allclose(effective_sample_size(torch.from_numpy(w), dim=1).numpy(), expected, rtol=1e-12)
+    assert float(effective_sample_size(torch.ones(7))) == pytest.approx(7.0)
+    assert float(effective_sample_size(torch.tensor([0.0, 3.0, 0.0]))) == pytest.approx(1.0)
+    # Rebalanced pixels drawn from the prior itself are worth 1 / E_p[w^2] of as many equal ones.
+    p = torch.tensor([0.7, 0.2, 0.1], dtype=torch.float64)
+    w = 1.0 / (0.5 * p + 0.5 / 3)
+    w = w / (p * w).sum()
+    pixels = torch.cat([w[i].repeat(int(1000 * p[i])) for i in range(3)])
+    assert float(effective_sample_size(pixels)) / 1000 == pytest.approx(
+        float(1 / (p * w * w).sum()), rel=1e-9
+    )
+
+
+@pytest.mark.parametrize(
+    "bad", [torch.tensor([1.0, -1.0]), torch.tensor([1.0, float("nan")]), torch.ones(3).long()]
+)
+def test_effective_sample_size_rejects_bad_weights(bad: torch.Tensor) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        effective_sample_size(bad)

@@ -1,0 +1,1 @@
+"""Analyses behind the results: measurements that explain a figure rather than produce one."""
