@@ -5,8 +5,9 @@ For each ``--lam``, on one seeded batch of training crops:
 - the effective sample size (Kish) of the weighted loss over pixels and over images, as a fraction
   of the plain counts: how many equally weighted pixels or images the batch is worth;
 - the share of the batch's loss weight carried by its heaviest 10% of images;
-- per block of a freshly initialised network, |weight decay| / |loss gradient| (the paper's L2
-  decay of 1e-3 is added to the gradient; a summed loss over few pixels makes it weigh more).
+- per block of a network (freshly initialised, or a pretraining checkpoint's with ``--ckpt``),
+  |weight decay| / |loss gradient| (the paper's L2 decay of 1e-3 is added to the gradient; a loss
+  summed over few pixels per image makes it weigh more).
 
     python -m experiments.analysis.rebalancing --data data/imagenette/train --resize 72 --crop 64
 
@@ -24,9 +25,10 @@ import torch
 from selfsup_color.core.loss import classification_loss
 from selfsup_color.core.prior import Prior, estimate_prior
 from selfsup_color.core.rebalance import effective_sample_size, rebalance_weights
-from selfsup_color.core.targets import TargetBuilder
+from selfsup_color.core.targets import ColorizationTargets, TargetBuilder
 from selfsup_color.data import ColorizationDataModule
 from selfsup_color.models import build_model
+from selfsup_color.pretrain.checkpoint import load_pretraining_module
 from selfsup_color.pretrain.prior_pass import read_prior
 
 BLOCKS = ("conv1", "conv3", "conv5", "conv7")
@@ -45,11 +47,10 @@ def weight_statistics(pixel_weight: torch.Tensor, nongray: torch.Tensor) -> dict
 
 
 def decay_to_gradient(
-    targets: object, arch_options: dict[str, float], weight_decay: float, seed: int = 0
+    net: torch.nn.Module, targets: ColorizationTargets, weight_decay: float
 ) -> dict[str, float]:
-    """|weight_decay * theta| / |dL/dtheta| of each block's weights, at a seeded initialisation."""
-    torch.manual_seed(seed)
-    net = build_model("eccv16", **arch_options).train()
+    """|weight_decay * theta| / |dL/dtheta| of each block's weights, the net in training mode."""
+    net.train().zero_grad()
     t = targets
     loss = classification_loss(net(t.lightness), t.targets, t.pixel_weight, t.nongray, "batch")
     loss.backward()
@@ -62,6 +63,14 @@ def decay_to_gradient(
     return ratios
 
 
+def network(ckpt: str | None, width: float, seed: int) -> torch.nn.Module:
+    """The net of a pretraining checkpoint (loaded strictly), else eccv16 at ``width``, seeded."""
+    if ckpt:
+        return load_pretraining_module(ckpt).net
+    torch.manual_seed(seed)
+    return build_model("eccv16", width=width)
+
+
 def main(argv: Sequence[str] | None = None) -> dict[float, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="training image folder, file list or 'builtin'")
@@ -72,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> dict[float, dict[str, float]]:
     parser.add_argument("--prior", default=None, help="prior JSON or table (else estimated)")
     parser.add_argument("--lam", type=float, nargs="+", default=[0.5, 1.0])
     parser.add_argument("--width", type=float, default=0.25, help="eccv16 width for the decay ratio")
+    parser.add_argument("--ckpt", default=None, help="a pretraining checkpoint: its net instead of a new one")
     parser.add_argument("--weight_decay", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -98,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> dict[float, dict[str, float]]:
     for lam in args.lam:
         t = TargetBuilder(rebalance_weights(prior.prior, lam))(rgb)
         stats = weight_statistics(t.pixel_weight, t.nongray)
-        stats.update(decay_to_gradient(t, {"width": args.width}, args.weight_decay, args.seed))
+        stats.update(decay_to_gradient(network(args.ckpt, args.width, args.seed), t, args.weight_decay))
         results[lam] = stats
         print(
             f"lam {lam}: ESS {stats['ess_pixels']:.2f} of the pixels, {stats['ess_images']:.2f} of the "
