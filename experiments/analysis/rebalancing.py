@@ -23,13 +23,13 @@ from collections.abc import Sequence
 import torch
 
 from selfsup_color.core.loss import classification_loss
-from selfsup_color.core.prior import Prior, estimate_prior
+from selfsup_color.core.prior import Prior
 from selfsup_color.core.rebalance import effective_sample_size, rebalance_weights
 from selfsup_color.core.targets import ColorizationTargets, TargetBuilder
 from selfsup_color.data import ColorizationDataModule
 from selfsup_color.models import build_model
 from selfsup_color.pretrain.checkpoint import load_pretraining_module
-from selfsup_color.pretrain.prior_pass import read_prior
+from selfsup_color.pretrain.prior_pass import estimate_data_prior, read_prior
 
 BLOCKS = ("conv1", "conv3", "conv5", "conv7")
 
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> dict[float, dict[str, float]]:
     prior: Prior = (
         read_prior(args.prior)
         if args.prior
-        else estimate_prior(b["rgb"] for b in data.prior_dataloader(args.images))
+        else estimate_data_prior(data, args.images, torch.device("cpu"), source=args.data)
     )
     loader = data.train_dataloader()
     loader.sampler.set_epoch(0)
