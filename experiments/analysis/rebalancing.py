@@ -104,11 +104,12 @@ def main(argv: Sequence[str] | None = None) -> dict[float, dict[str, float]]:
     loader.sampler.set_epoch(0)
     rgb = next(iter(loader))["rgb"]
     print(f"{args.data} at {args.crop} px: {rgb.shape[0]} crops, prior of {prior.n_images} images")
+    net = network(args.ckpt, args.width, args.seed)  # one network for every lam (gradients reset)
     results = {}
     for lam in args.lam:
         t = TargetBuilder(rebalance_weights(prior.prior, lam))(rgb)
         stats = weight_statistics(t.pixel_weight, t.nongray)
-        stats.update(decay_to_gradient(network(args.ckpt, args.width, args.seed), t, args.weight_decay))
+        stats.update(decay_to_gradient(net, t, args.weight_decay))
         results[lam] = stats
         print(
             f"lam {lam}: ESS {stats['ess_pixels']:.2f} of the pixels, {stats['ess_images']:.2f} of the "

@@ -17,6 +17,7 @@ from PIL import Image
 
 from experiments.paths import REPO
 from experiments.results.stages import CBSD68_PROCESS_SIZE, PRETEXTS, SPLITS
+from experiments.results.stats import gap_share
 from transfer.report import Result, chart, read_results
 
 DOCS = REPO / "docs"
@@ -79,8 +80,8 @@ def linear_rows(root: Path) -> list[Result]:
 
 def gap_closed(value: float, random: float, supervised: float) -> str:
     """Share of the random -> supervised gap a pretext closes, in percent ('-' for gaps under MIN_GAP)."""
-    gap = supervised - random
-    return "-" if gap < MIN_GAP else f"{100 * (value - random) / gap:.0f}%"
+    share = gap_share(value, random, supervised, MIN_GAP)
+    return "-" if share is None else f"{100 * share:.0f}%"
 
 
 def linear_section(root: Path) -> str:
