@@ -150,7 +150,9 @@ def chart(results: Sequence[Result], path: str | Path, metric: str | None = None
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return save_figure(fig, path)
+    saved = save_figure(fig, path)
+    plt.close(fig)
+    return saved
 
 
 def write_report(results: Sequence[Result], out_dir: str | Path, name: str) -> dict[str, Path]:

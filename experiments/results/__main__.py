@@ -1,11 +1,12 @@
-"""Regenerate docs/results.md: run every missing stage, then render.
+"""Regenerate docs/results: run every missing stage, write summary.json, then render results.md.
 
 Run: ``python -m experiments.results [--root runs/results] [--only NAME ...] [--list]``
 
-About 5-6 hours on 2 CPU cores from scratch (three 50-minute pretrainings dominate). Each stage's
-output is kept under ``--root``; rerunning skips finished stages and resumes an interrupted
-pretraining from its last checkpoint. Logs go to ``<root>/logs/``; ``<root>/manifest.json``
-records each stage's command, code version, start time and duration.
+Each stage's output is kept under ``--root``; rerunning skips finished stages and resumes an
+interrupted pretraining from its last checkpoint. Logs go to ``<root>/logs/``;
+``<root>/manifest.json`` records each stage's command, code version, start time and duration.
+``docs/results/summary.json`` (every per-seed number) and ``docs/results.md`` are rewritten at the
+end, from whatever stages are done; ``--render-only`` rewrites them without running anything.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=REPO / "runs" / "results", help="where stage outputs go")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these stages (if not done)")
     parser.add_argument("--list", action="store_true", help="list the stages and whether each is done")
-    parser.add_argument("--no-render", action="store_true", help="do not rewrite docs/results.md")
+    parser.add_argument("--no-render", action="store_true", help="do not rewrite docs/results*")
+    parser.add_argument("--render-only", action="store_true", help="only rewrite docs/results*")
     args = parser.parse_args()
     root = args.root.resolve()
     plan = stages(root)
@@ -92,7 +94,7 @@ def main() -> None:
     unknown = set(args.only or ()) - {s.name for s in plan}
     if unknown:
         raise SystemExit(f"unknown stage(s) {sorted(unknown)}; see --list")
-    for stage in plan:
+    for stage in [] if args.render_only else plan:
         if args.only and stage.name not in args.only:
             continue
         if stage.done():
@@ -102,8 +104,10 @@ def main() -> None:
         record_stage(root, stage.name, run_stage(stage, root))
     if not args.no_render:
         from experiments.results.render import render
+        from experiments.results.summary import write_summary
 
-        print(f"wrote {render(root)}")
+        summary = write_summary(root)
+        print(f"wrote {summary} and {render(summary, root)}")
 
 
 if __name__ == "__main__":

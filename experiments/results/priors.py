@@ -21,8 +21,8 @@ from selfsup_color.pretrain.prior_pass import estimate_data_prior, write_prior
 from selfsup_color.viz import priors_figure, save_figure
 
 DATASETS = {
-    # name: (folder under data/, resize, crop, images): CIFAR at its own size, photos as in training
-    "CIFAR-10 train": ("cifar10/train", 32, 32, 10_000),
+    # name: (folder under data/, resize, crop, images): Imagenette as it is pretrained, photos at 176 px
+    "Imagenette train": ("imagenette/train", 72, 64, 10_000),
     "hymenoptera train": ("hymenoptera/train", 256, 176, 10_000),
     "COCO128": ("coco128/images", 256, 176, 10_000),
     "CBSD68": ("cbsd68", 256, 176, 10_000),

@@ -1,8 +1,8 @@
-"""docs/results.md from the stage outputs under the results root, figures copied to docs/results/.
+"""docs/results.md from docs/results/summary.json (figures written to docs/results/).
 
-Tables and figures are computed from the stage outputs only; the prose between them comes from
+Tables, curves and contrasts are computed from the summary only; the prose between them comes from
 ``experiments/results/commentary.md`` (one ``## key`` section per part), written by hand after
-reading the numbers. A stage that has not run yet shows the command that runs it.
+reading the numbers. A part whose stages have not run yet shows the command that runs them.
 """
 
 from __future__ import annotations
@@ -10,22 +10,27 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
 from experiments.paths import REPO
-from experiments.results.stages import CBSD68_PROCESS_SIZE, PRETEXTS, SPLITS
-from experiments.results.stats import gap_share
-from transfer.report import Result, chart, read_results
+from experiments.results.stages import ARMS, PRETEXTS, RANDOM, SPLITS, SUPERVISED
+from experiments.results.stats import gap_share, summarize, welch_contrast
 
 DOCS = REPO / "docs"
 FIGURES = DOCS / "results"
 COMMENTARY = REPO / "experiments" / "results" / "commentary.md"
-RANDOM, SUPERVISED = "random init", "supervised from scratch"
-MIN_GAP = 0.02
+LABELS = {arm.name: arm.label for arm in ARMS} | {"gray": "gray (ab = 0)"}
+CONTRASTS = (*((p.name, RANDOM.name) for p in PRETEXTS), (PRETEXTS[0].name, PRETEXTS[1].name))
+"""Each pretext against random init, and the full method against no rebalancing."""
+MIN_GAP = 2.0
 """Below 2 points between random init and supervised, the share of the gap closed is not shown."""
+
+Block = dict[str, dict[str, list[float]]]
+"""arm -> column (a tap or a metric) -> one value per seed."""
 
 
 def commentary() -> dict[str, str]:
@@ -40,178 +45,246 @@ def pending(stage: str) -> str:
     return f"_Not run yet: `python -m experiments.results --only {stage}`._\n"
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
 
 
-def pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
+def columns(block: Block) -> list[str]:
+    out: list[str] = []
+    for arm in block.values():
+        out += [c for c in arm if c not in out]
+    return out
 
 
-def figure(src: Path, name: str) -> str:
-    """Copy ``src`` to docs/results/``name`` (re-encoded as JPEG for a .jpg name: photo grids stay
-    small in the repository) and return its markdown image link."""
+def spread_table(block: Block, seeds: dict[str, list[int]], digits: int = 1) -> str:
+    """Mean ± sd per arm and column, with the number of seeds."""
+    cols = columns(block)
+    rows = []
+    for arm, values in block.items():
+        cells = []
+        for c in cols:
+            if c not in values:
+                cells.append("-")
+                continue
+            s = summarize(values[c])
+            cells.append(f"{s.mean:.{digits}f}" + ("" if s.sd is None else f" ± {s.sd:.{digits}f}"))
+        rows.append([LABELS.get(arm, arm), str(len(seeds.get(arm, []))), *cells])
+    return table(["arm", "seeds", *cols], rows)
+
+
+def contrast_table(block: Block, pairs: Sequence[tuple[str, str]] = CONTRASTS, digits: int = 1) -> str:
+    """Difference of means with its 95% Welch interval per column; bold where it excludes 0."""
+    cols = columns(block)
+    rows = []
+    for a, b in pairs:
+        if a not in block or b not in block:
+            continue
+        cells = []
+        for c in cols:
+            x, y = block[a].get(c, []), block[b].get(c, [])
+            if len(x) < 2 or len(y) < 2:
+                cells.append("-")
+                continue
+            k = welch_contrast(x, y)
+            text = f"{k.difference:+.{digits}f} [{k.low:+.{digits}f}, {k.high:+.{digits}f}]"
+            cells.append(f"**{text}**" if k.excludes_zero else text)
+        rows.append([f"{a} - {b}", *cells])
+    if not rows:
+        return ""
+    return "Differences of means with 95% Welch intervals (bold: the interval excludes 0):\n\n" + table(
+        ["contrast", *cols], rows
+    )
+
+
+def gap_table(block: Block) -> str:
+    """Share of the random-to-supervised gap each pretext closes per layer, from the means."""
+    if RANDOM.name not in block or SUPERVISED.name not in block:
+        return ""
+    cols = columns(block)
+    rnd = {c: summarize(block[RANDOM.name][c]).mean for c in cols}
+    sup = {c: summarize(block[SUPERVISED.name][c]).mean for c in cols}
+    rows = []
+    for p in PRETEXTS:
+        if p.name not in block:
+            continue
+        shares = [gap_share(summarize(block[p.name][c]).mean, rnd[c], sup[c], MIN_GAP) for c in cols]
+        rows.append([LABELS[p.name], *("-" if s is None else f"{100 * s:.0f}%" for s in shares)])
+    return (
+        "Share of the gap from random init to supervised closed per layer, (pretext - random) / "
+        f"(supervised - random) from the means (negative: below random init; '-': a gap under {MIN_GAP:.0f} "
+        "points):\n\n" + table(["pretext", *cols], rows)
+    )
+
+
+def curves(block: Block, path: Path, title: str, ylabel: str) -> Path:
+    """Per-layer means with ±1 sd error bars, one line per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from selfsup_color.viz import save_figure
+
+    cols = columns(block)
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    for i, (arm, values) in enumerate(block.items()):
+        xs = [j + (i - len(block) / 2) * 0.04 for j, c in enumerate(cols) if c in values]
+        stats = [summarize(values[c]) for c in cols if c in values]
+        label = f"{LABELS.get(arm, arm)} (n = {stats[0].n})"
+        ax.errorbar(
+            xs, [s.mean for s in stats], yerr=[s.sd or 0.0 for s in stats], marker="o", capsize=3, label=label
+        )
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def figure_link(path: Path) -> str:
+    return f"![{path.name}](results/{path.name})\n"
+
+
+def copy_figure(src: Path, name: str) -> str:
+    """Copy ``src`` to docs/results/``name`` (re-encoded as JPEG for a .jpg name) and link it."""
     FIGURES.mkdir(parents=True, exist_ok=True)
     if name.endswith(".jpg"):
         with Image.open(src) as image:
             image.convert("RGB").save(FIGURES / name, quality=90)
     else:
         shutil.copyfile(src, FIGURES / name)
-    return f"![{name}](results/{name})\n"
+    return figure_link(FIGURES / name)
 
 
-def linear_rows(root: Path) -> list[Result]:
-    """The CIFAR-10 probe results: each pretext, then random init and supervised (from the first run)."""
-    rows: list[Result] = []
-    baselines: list[Result] = []
-    for i, pretext in enumerate(PRETEXTS):
-        path = root / "linear" / pretext.name / "linear_cifar10.json"
-        if not path.is_file():
-            continue
-        results = read_results(path)
-        rows.append(replace(results[0], encoder=pretext.label))
-        if i == 0:
-            for r in results[1:]:
-                label = RANDOM if r.config.get("encoder", {}).get("init") == "random" else SUPERVISED
-                baselines.append(replace(r, encoder=label))
-    return rows + baselines
+def per_layer_section(block: Block, seeds: dict[str, list[int]], stage: str, title: str, name: str) -> str:
+    if not block:
+        return pending(stage)
+    text = spread_table(block, seeds) + "\n" + contrast_table(block)
+    gaps = gap_table(block)
+    text += ("\n" + gaps if gaps else "") + "\n"
+    return text + figure_link(curves(block, FIGURES / name, title, "top-1 (%), mean ± sd over seeds"))
 
 
-def gap_closed(value: float, random: float, supervised: float) -> str:
-    """Share of the random -> supervised gap a pretext closes, in percent ('-' for gaps under MIN_GAP)."""
-    share = gap_share(value, random, supervised, MIN_GAP)
-    return "-" if share is None else f"{100 * share:.0f}%"
-
-
-def linear_section(root: Path) -> str:
-    results = linear_rows(root)
-    if not results:
-        return pending("linear/rebalanced")
-    layers = results[0].layers()
-    top1 = [[r.encoder, *(pct(r.metrics.get(layer, {}).get("top1")) for layer in layers)] for r in results]
-    text = "**Top-1 accuracy (%) of a linear probe per layer, CIFAR-10 test split (10,000 images)**\n\n"
-    text += table(["pretraining", *layers], top1)
-    by_label = {r.encoder: r for r in results}
-    if RANDOM in by_label and SUPERVISED in by_label:
-        rnd, sup = by_label[RANDOM].metrics, by_label[SUPERVISED].metrics
-        rows = []
-        for r in results:
-            if r.encoder in (RANDOM, SUPERVISED):
-                continue
-            cells = [gap_closed(r.metrics[x]["top1"], rnd[x]["top1"], sup[x]["top1"]) for x in layers]
-            mean = sum(r.metrics[x]["top1"] for x in layers) / len(layers)
-            mean_rnd = sum(rnd[x]["top1"] for x in layers) / len(layers)
-            mean_sup = sum(sup[x]["top1"] for x in layers) / len(layers)
-            rows.append([r.encoder, *cells, gap_closed(mean, mean_rnd, mean_sup)])
-        text += (
-            "\n**Share of the gap from random init to supervised closed by each pretext** "
-            "((pretext - random) / (supervised - random), top-1; negative: below random init; "
-            f"'-': supervised is less than {100 * MIN_GAP:.0f} points above random init there)\n\n"
-        )
-        text += table(["pretraining", *layers, "mean over layers"], rows)
-    text += "\n" + figure(chart(results, root / "linear" / "linear_cifar10_all.png"), "linear_cifar10.png")
-    return text
-
-
-def cbsd68_section(root: Path) -> str:
-    path = root / "cbsd68" / "scores.json"
-    if not path.is_file():
+def cbsd68_section(summary: dict[str, Any], root: Path | None) -> str:
+    block, about = summary["imagenette"]["cbsd68"], summary["cbsd68_about"]
+    if not block:
         return pending("cbsd68")
-    record = json.loads(path.read_text())
-    labels = {"gray": "gray (ab = 0)", **{p.name: p.label for p in PRETEXTS}}
-    rows = [
-        [labels.get(name, name), f"{s['auc']:.3f}", f"{s['rebalanced_auc']:.3f}", f"{s['colourfulness']:.1f}",
-         f"{s['psnr']:.2f}"]
-        for name, s in record["scores"].items()
-    ]  # fmt: skip
-    rows.append(["ground truth", "1", "1", f"{record['truth_colourfulness']:.1f}", "-"])
+    names = {
+        "auc": "AuC (%)",
+        "rebalanced_auc": "rebalanced AuC (%), CBSD68 prior",
+        "rebalanced_auc_imagenet_prior": "rebalanced AuC (%), ImageNet prior",
+        "colourfulness": "colourfulness",
+        "psnr": "PSNR (dB)",
+    }
+    renamed = {arm: {names[m]: metrics[m] for m in names if m in metrics} for arm, metrics in block.items()}
     text = (
-        f"{record['images']} photos, {record['pixels']:,} pixels, each colorized at full resolution with the "
-        f"network seeing L at shorter side {CBSD68_PROCESS_SIZE} px. AuC over ab error thresholds 0-150; "
-        "rebalanced AuC weights each pixel by the inverse of CBSD68's own smoothed ab prior; colourfulness "
-        "(Hasler and Suesstrunk) and PSNR (RGB) are means over photos.\n\n"
+        f"{about['images']} photos, {about['pixels']:,} pixels, each colorized at full resolution with the "
+        f"network seeing L at shorter side {about['process_size']} px (its training crop). The truth's "
+        f"colourfulness is {about['truth_colourfulness']:.1f}.\n\n"
     )
-    text += table(["method", "AuC", "rebalanced AuC", "colourfulness", "PSNR (dB)"], rows)
-    grid = root / "cbsd68" / "grid.png"
-    if grid.is_file():
-        text += "\nSix photos evenly spaced in file-name order (not chosen by result):\n\n"
-        text += figure(grid, "cbsd68_grid.jpg")
+    text += spread_table(renamed, summary["seeds"]["imagenette/cbsd68"], digits=1)
+    text += "\n" + contrast_table(renamed, [(PRETEXTS[0].name, PRETEXTS[1].name), ("rebalanced", "l2")])
+    grid = root / "cbsd68" / "grid.png" if root else None
+    if grid and grid.is_file():
+        text += "\nSix photos evenly spaced in file-name order (not chosen by result), every network:\n\n"
+        text += copy_figure(grid, "cbsd68_grid.jpg")
+    elif (FIGURES / "cbsd68_grid.jpg").is_file():
+        text += "\n" + figure_link(FIGURES / "cbsd68_grid.jpg")
     return text
 
 
-def coco_section(root: Path) -> str:
+def coco_section(summary: dict[str, Any]) -> str:
     parts = []
-    for task, metrics in (("detection", ("map", "map_50")), ("segmentation", ("miou", "pixel_acc"))):
-        path = root / task / f"{task}_coco128.json"
+    names = {
+        "map": "mAP@[.5:.95] (%)",
+        "map_50": "mAP@0.5 (%)",
+        "miou": "mIoU (%)",
+        "pixel_acc": "pixel acc. (%)",
+    }
+    for task in ("detection", "segmentation"):
         split = SPLITS / f"coco128_{task}.json"
         ids = json.loads(split.read_text())
         about = (
-            f"Split: [{split.relative_to(REPO)}](../{split.relative_to(REPO)}) "
-            f"({len(ids['train'])} train / {len(ids['val'])} val images).\n\n"
+            f"**{task}** (split: [{split.relative_to(REPO)}](../{split.relative_to(REPO)}), "
+            f"{len(ids['train'])} train / {len(ids['val'])} val images)\n\n"
         )
-        if not path.is_file():
-            parts.append(f"**{task}**\n\n{about}{pending(task)}")
+        block = summary["coco128"][task]
+        if not block:
+            parts.append(about + pending(f"{task}/rebalanced/seed0"))
             continue
-        results = read_results(path)
-        rows = [
-            [
-                PRETEXTS[0].label if i == 0 else RANDOM,
-                *(pct(next(iter(r.metrics.values())).get(m)) for m in metrics),
-            ]
-            for i, r in enumerate(results)
-        ]
-        names = {
-            "map": "mAP@[.5:.95] (%)",
-            "map_50": "mAP@0.5 (%)",
-            "miou": "mIoU (%)",
-            "pixel_acc": "pixel acc. (%)",
-        }
-        parts.append(f"**{task}**\n\n{about}" + table(["encoder", *(names[m] for m in metrics)], rows))
+        renamed = {arm: {names[m]: v for m, v in metrics.items()} for arm, metrics in block.items()}
+        seeds = summary["seeds"][f"coco128/{task}"]
+        body = spread_table(renamed, seeds, digits=2) + "\n"
+        parts.append(about + body + contrast_table(renamed, CONTRASTS[:3], digits=2))
     return "\n".join(parts)
 
 
-def priors_section(root: Path) -> str:
-    path = root / "priors" / "priors.json"
-    if not path.is_file():
-        return pending("priors")
+def priors_section(summary: dict[str, Any], root: Path | None) -> str:
     rows = [
         [name, str(s.get("images", "-")), f"{s['entropy_bits']:.2f}", str(s["bins_for_90_percent"]),
          f"{s['max_weight_lam_0.5']:.2f}"]
-        for name, s in json.loads(path.read_text()).items()
+        for name, s in summary["priors"].items()
     ]  # fmt: skip
+    if not rows:
+        return pending("priors")
     text = table(
         ["data", "images", "entropy (bits)", "bins holding 90% of pixels", "largest weight (lam 0.5)"], rows
     )
-    return text + "\n" + figure(root / "priors" / "priors.png", "priors.png")
+    source = root / "priors" / "priors.png" if root else None
+    if source and source.is_file():
+        return text + "\n" + copy_figure(source, "priors.png")
+    return text + ("\n" + figure_link(FIGURES / "priors.png") if (FIGURES / "priors.png").is_file() else "")
 
 
-def provenance(root: Path) -> str:
-    path = root / "manifest.json"
-    if not path.is_file():
+def provenance(summary: dict[str, Any], root: Path | None) -> str:
+    minutes = summary["compute_minutes"]
+    if not minutes:
         return "_No stage has run yet._\n"
-    rows = []
-    for name, record in json.loads(path.read_text()).items():
-        minutes = f"{record['seconds'] / 60:.1f}" if "seconds" in record else "-"
-        when = record.get("started", "found on disk")
-        if record.get("note"):
-            when += f" ({record['note']})"
-        rows.append([name, f"`{record.get('code', '-')}`", str(when), minutes])
-    return table(["stage", "code", "started (UTC)", "minutes"], rows)
+    text = "Compute per kind of stage (wall-time minutes on the 2-core machine, summed over its stages):\n\n"
+    text += table(["stage", "minutes"], [[k, f"{v:.1f}"] for k, v in minutes.items()])
+    text += f"\nTotal: {sum(minutes.values()) / 60:.1f} h.\n"
+    manifest = root / "manifest.json" if root else None
+    if manifest and manifest.is_file():
+        rows = []
+        for name, record in json.loads(manifest.read_text()).items():
+            took = f"{record['seconds'] / 60:.1f}" if "seconds" in record else "-"
+            when = str(record.get("started", "found on disk"))
+            when += f" ({record['note']})" if record.get("note") else ""
+            rows.append([name, f"`{record.get('code', '-')}`", when, took])
+        text += "\nEvery stage:\n\n" + table(["stage", "code", "started (UTC)", "minutes"], rows)
+    return text
 
 
-def render(root: Path, out: Path = DOCS / "results.md") -> Path:
-    """Write ``out`` (docs/results.md) from the outputs under ``root``."""
+def render(summary_path: Path, root: Path | None = None, out: Path = DOCS / "results.md") -> Path:
+    """Write ``out`` (docs/results.md) from ``summary_path``; figures that only exist as stage outputs
+    (the CBSD68 grid, the priors) are copied from the results root ``root`` when given."""
+    summary = json.loads(summary_path.read_text())
     notes = commentary()
-    sections = [
-        ("1. Representation quality on CIFAR-10", "cifar10", linear_section(root)),
-        ("2. Colorization quality on CBSD68", "cbsd68", cbsd68_section(root)),
-        ("3. Transfer to COCO128", "coco128", coco_section(root)),
-        ("4. The ab prior of each data set", "priors", priors_section(root)),
-    ]
+    seeds = summary["seeds"]
+    imagenette, hymenoptera = summary["imagenette"], summary["hymenoptera"]
+    sections: list[tuple[str, str, Callable[[], str]]] = [
+        ("1. Linear probes on Imagenette (64 px)", "imagenette", lambda: per_layer_section(
+            imagenette["linear_top1"], seeds["imagenette/linear_top1"], "linear/rebalanced/seed0",
+            "linear probes, Imagenette val (3,925 images)", "linear_imagenette64.png")),
+        ("2. kNN on Imagenette (64 px)", "knn", lambda: per_layer_section(
+            imagenette["knn_top1"], seeds["imagenette/knn_top1"], "knn/rebalanced/seed0",
+            "kNN (k = 20), Imagenette val", "knn_imagenette64.png")),
+        ("3. Linear probes on hymenoptera (unseen data)", "hymenoptera", lambda: per_layer_section(
+            hymenoptera["linear_top1"], seeds["hymenoptera/linear_top1"], "hymenoptera/rebalanced/seed0",
+            "linear probes, hymenoptera val (153 images)", "linear_hymenoptera.png")),
+        ("4. Colorization quality on CBSD68", "cbsd68", lambda: cbsd68_section(summary, root)),
+        ("5. Transfer to COCO128", "coco128", lambda: coco_section(summary)),
+        ("6. The ab prior of each data set", "priors", lambda: priors_section(summary, root)),
+    ]  # fmt: skip
+    FIGURES.mkdir(parents=True, exist_ok=True)
     text = notes.get("intro", "# Results\n")
     for title, key, body in sections:
-        text += f"\n## {title}\n\n{notes.get(key, '')}\n{body}"
-    text += f"\n## How these numbers were made\n\n{notes.get('provenance', '')}\n{provenance(root)}"
+        text += f"\n## {title}\n\n{notes.get(key, '')}\n{body()}"
+    text += f"\n## How these numbers were made\n\n{notes.get('provenance', '')}\n{provenance(summary, root)}"
     out.write_text(text)
     return out

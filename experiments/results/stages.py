@@ -1,15 +1,22 @@
 """The stages behind docs/results.md: one command each, done when its output exists.
 
-Stages run in order; later ones read what earlier ones wrote under the results root:
+The comparison has five arms on Imagenette at 64 px (:data:`ARMS`): three pretexts pretrained with
+``experiments/pretrain/eccv16-w025_imagenette64_cpu1x64_1500.yaml`` (each with its own overrides),
+random init, and supervised training from scratch with the pretraining's budget. Pretexts and random
+init run with every seed of :data:`SEEDS`, the supervised arm with :data:`SUPERVISED_SEEDS`. Stages run
+in this order, later ones reading what earlier ones wrote under the results root:
 
 * ``priors``: the ab prior of each data set and one figure of all of them;
-* ``pretrain/<pretext>``: ``cifar10_cpu.yaml`` once per pretext (rebalanced colorization, lam = 1,
-  L2 regression), resumed from its last checkpoint when interrupted;
-* ``cbsd68``: colorization quality of the three networks on CBSD68, with the gray baseline;
-* ``linear/<pretext>``: linear probes per layer on CIFAR-10 (random init and supervised from
-  scratch beside the first);
-* ``detection`` and ``segmentation``: COCO128 transfer of the rebalanced network and random init,
-  on the split stored in ``experiments/results/splits/``.
+* ``pretrain/<arm>/seed<k>``: resumed from its last checkpoint when interrupted;
+* ``linear/<arm>/seed<k>``: linear probes per layer on Imagenette. ``linear/random/seed0`` also trains
+  the supervised arm (the probes' ``supervised`` baseline) and probes it, so that its weights exist
+  for the stages after;
+* ``knn/...`` and ``hymenoptera/...``: the kNN probe on Imagenette, linear probes on hymenoptera;
+* ``cbsd68`` and ``cbsd68-imagenet-prior``: colorization quality of every pretext network, the
+  rebalanced AuC under CBSD68's own prior and under the ImageNet table;
+* ``detection/...`` and ``segmentation/...``: COCO128 transfer on the split stored in
+  ``experiments/results/splits/``, seed-major (every arm's seed 0 first), so that a partial run
+  still compares arms.
 """
 
 from __future__ import annotations
@@ -20,28 +27,48 @@ from pathlib import Path
 
 import yaml
 
-from experiments.paths import REPO
+from experiments.paths import REPO, SHARED
 
-PRETRAIN_RECIPE = REPO / "experiments" / "pretrain" / "cifar10_cpu.yaml"
+PRETRAIN_RECIPE = REPO / "experiments" / "pretrain" / "eccv16-w025_imagenette64_cpu1x64_1500.yaml"
+TRANSFER = REPO / "experiments" / "transfer"
+LINEAR_RECIPE = TRANSFER / "linear_imagenette64_cpu.yaml"
+KNN_RECIPE = TRANSFER / "knn_imagenette64_cpu.yaml"
+HYMENOPTERA_RECIPE = TRANSFER / "linear_hymenoptera_cpu.yaml"
 SPLITS = REPO / "experiments" / "results" / "splits"
-CBSD68_PROCESS_SIZE = 32
-"""CBSD68 photos are colorized with their shorter side at the networks' training size (CIFAR-10 crops)."""
+IMAGENET_PRIOR = SHARED / "reference" / "imagenet_prior_313.txt"
+CBSD68_PROCESS_SIZE = 64
+"""CBSD68 photos are colorized with their shorter side at the networks' training crop (64 px)."""
+SEEDS = (0, 1, 2)
+SUPERVISED_SEEDS = (0,)
 
 
 @dataclass(frozen=True)
-class Pretext:
-    """One pretext task of the comparison: its label and its overrides of the pretraining recipe."""
+class Arm:
+    """One arm of the comparison: its key in summary.json, its label, and (pretexts) its overrides
+    of the pretraining recipe."""
 
     name: str
     label: str
-    overrides: tuple[str, ...]
+    overrides: tuple[str, ...] | None = None
+    """``selfsup-color fit`` overrides; None for the arms that are not pretrained (baselines)."""
+
+    @property
+    def pretext(self) -> bool:
+        return self.overrides is not None
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return SUPERVISED_SEEDS if self.name == "supervised" else SEEDS
 
 
 PRETEXTS = (
-    Pretext("rebalanced", "colorization, rebalanced (lam = 0.5)", ()),
-    Pretext("lam1", "colorization, no rebalancing (lam = 1)", ("--model.lam", "1.0")),
-    Pretext("l2", "L2 regression on ab", ("--model.loss", "regression", "--model.lam", "1.0")),
+    Arm("rebalanced", "colorization, rebalanced (lam = 0.5)", ()),
+    Arm("lam1", "colorization, no rebalancing (lam = 1)", ("--model.lam", "1.0", "--model.lr", "1e-3")),
+    Arm("l2", "L2 regression on ab", ("--model.loss", "regression", "--model.lam", "1.0")),
 )
+RANDOM = Arm("random", "random init")
+SUPERVISED = Arm("supervised", "supervised from scratch")
+ARMS = (*PRETEXTS, RANDOM, SUPERVISED)
 
 
 @dataclass(frozen=True)
@@ -58,9 +85,13 @@ class Stage:
         return self.output.is_file()
 
 
+def read_recipe(recipe: Path = PRETRAIN_RECIPE) -> dict:
+    return yaml.safe_load(recipe.read_text())
+
+
 def recipe_steps(recipe: Path = PRETRAIN_RECIPE) -> int:
     """``trainer.max_steps`` of a pretraining recipe."""
-    return int(yaml.safe_load(recipe.read_text())["trainer"]["max_steps"])
+    return int(read_recipe(recipe)["trainer"]["max_steps"])
 
 
 def checkpoint_step(path: Path) -> int:
@@ -80,82 +111,145 @@ class PretrainStage(Stage):
         return self.output.is_file() and checkpoint_step(self.output) >= self.steps
 
 
-def pretrain_checkpoint(root: Path, pretext: str) -> Path:
-    return root / "pretrain" / pretext / "checkpoints" / "last.ckpt"
+def run_dir(root: Path, stage: str, arm: str, seed: int) -> Path:
+    return root / stage / arm / f"seed{seed}"
 
 
-def pretrain_stage(root: Path, pretext: Pretext) -> PretrainStage:
-    last = pretrain_checkpoint(root, pretext.name)
+def pretrain_checkpoint(root: Path, arm: str, seed: int) -> Path:
+    return run_dir(root, "pretrain", arm, seed) / "checkpoints" / "last.ckpt"
+
+
+def supervised_weights(root: Path) -> Path:
+    """The supervised arm's network, trained by the ``linear/random/seed0`` stage."""
+    return run_dir(root, "linear", RANDOM.name, 0) / "supervised" / "supervised.pt"
+
+
+def pretrain_stage(root: Path, arm: Arm, seed: int) -> PretrainStage:
+    last = pretrain_checkpoint(root, arm.name, seed)
     resume = ("--ckpt_path", str(last)) if last.is_file() else ()
     command = (
         "selfsup-color",
         "fit",
         "--config",
         str(PRETRAIN_RECIPE),
+        "--seed_everything",
+        str(seed),
+        "--data.seed",
+        str(seed),
         "--trainer.default_root_dir",
-        str(root / "pretrain" / pretext.name),
+        str(run_dir(root, "pretrain", arm.name, seed)),
         "--trainer.enable_progress_bar",
         "false",
-        *pretext.overrides,
+        *(arm.overrides or ()),
         *resume,
     )
-    return PretrainStage(f"pretrain/{pretext.name}", command, last, ("cifar10",), recipe_steps())
+    return PretrainStage(f"pretrain/{arm.name}/seed{seed}", command, last, ("imagenette",), recipe_steps())
 
 
-def stages(root: Path) -> list[Stage]:
-    """Every stage, in the order they run, writing under ``root``."""
-    python = sys.executable
-    recipes = REPO / "experiments" / "transfer"
-    rebalanced = str(pretrain_checkpoint(root, "rebalanced"))
-    out: list[Stage] = [
-        Stage(
-            "priors",
-            (python, "-m", "experiments.results.priors", "--out", str(root / "priors")),
-            root / "priors" / "priors.json",
-            ("cifar10", "hymenoptera", "coco128", "cbsd68"),
-        )
+def encoder_args(root: Path, arm: Arm, seed: int) -> tuple[str, ...]:
+    """``selfsup-transfer`` arguments naming the encoder of ``arm`` at ``seed`` (and seeding the run)."""
+    seeded = ("--trainer.seed", str(seed))
+    if arm.pretext:
+        return ("--encoder.checkpoint", str(pretrain_checkpoint(root, arm.name, seed)), *seeded)
+    if arm is SUPERVISED:
+        return ("--encoder.checkpoint", str(supervised_weights(root)), *seeded)
+    model = read_recipe()["model"]
+    options = ", ".join(f"{k}: {v}" for k, v in model.get("arch_options", {}).items())
+    return (
+        "--encoder.arch",
+        model["arch"],
+        f"--encoder.arch_options={{{options}}}",
+        "--encoder.init",
+        "random",
+        "--encoder.seed",
+        str(seed),
+        *seeded,
+    )
+
+
+def transfer_stage(
+    root: Path, kind: str, task: str, recipe: Path, arm: Arm, seed: int, output: str, data: tuple[str, ...]
+) -> Stage:
+    """``selfsup-transfer task`` of one encoder (no baselines: each arm is its own stage)."""
+    folder = run_dir(root, kind, arm.name, seed)
+    baselines = "[supervised]" if (kind, arm.name, seed) == ("linear", RANDOM.name, 0) else "[]"
+    command = (
+        "selfsup-transfer",
+        task,
+        "--config",
+        str(recipe),
+        *encoder_args(root, arm, seed),
+        "--out_dir",
+        str(folder),
+        f"--baselines={baselines}",
+    )
+    if kind in ("detection", "segmentation"):
+        command += (f"--{kind}.data.split_file", str(SPLITS / f"coco128_{kind}.json"))
+    return Stage(f"{kind}/{arm.name}/seed{seed}", command, folder / output, data)
+
+
+def cbsd68_stage(root: Path, name: str, prior: Path | None) -> Stage:
+    """Colorization quality of every pretext network on CBSD68 (with the gray baseline)."""
+    checkpoints = [
+        f"--ckpt={arm.name}/seed{seed}={pretrain_checkpoint(root, arm.name, seed)}"
+        for arm in PRETEXTS
+        for seed in arm.seeds
     ]
-    out += [pretrain_stage(root, p) for p in PRETEXTS]
-    checkpoints = [f"--ckpt={p.name}={pretrain_checkpoint(root, p.name)}" for p in PRETEXTS]
-    evaluate = (
+    command = (
         "selfsup-color",
         "evaluate",
         str(REPO / "data" / "cbsd68"),
         *checkpoints,
         "--out",
-        str(root / "cbsd68"),
+        str(root / name),
         "--process-size",
         str(CBSD68_PROCESS_SIZE),
         "--grid",
-        "6",
+        "6" if prior is None else "0",
+        *(("--prior", str(prior)) if prior else ()),
     )
-    out.append(Stage("cbsd68", evaluate, root / "cbsd68" / "scores.json", ("cbsd68",)))
-    for i, pretext in enumerate(PRETEXTS):
-        folder = root / "linear" / pretext.name
-        linear = (
-            "selfsup-transfer",
-            "linear",
-            "--config",
-            str(recipes / "linear_cifar10_cpu.yaml"),
-            "--encoder.checkpoint",
-            str(pretrain_checkpoint(root, pretext.name)),
-            "--out_dir",
-            str(folder),
-            "--baselines=" + ("[random,supervised]" if i == 0 else "[]"),
+    return Stage(name, command, root / name / "scores.json", ("cbsd68",))
+
+
+def stages(root: Path) -> list[Stage]:
+    """Every stage, in the order they run, writing under ``root``."""
+    python = sys.executable
+    out: list[Stage] = [
+        Stage(
+            "priors",
+            (python, "-m", "experiments.results.priors", "--out", str(root / "priors")),
+            root / "priors" / "priors.json",
+            ("imagenette", "hymenoptera", "coco128", "cbsd68"),
         )
-        out.append(Stage(f"linear/{pretext.name}", linear, folder / "linear_cifar10.json", ("cifar10",)))
-    for task in ("detection", "segmentation"):
-        command = (
-            "selfsup-transfer",
-            task,
-            "--config",
-            str(recipes / f"{task}_coco128_cpu.yaml"),
-            "--encoder.checkpoint",
-            rebalanced,
-            "--out_dir",
-            str(root / task),
-            f"--{task}.data.split_file",
-            str(SPLITS / f"coco128_{task}.json"),
+    ]
+    out += [pretrain_stage(root, arm, seed) for arm in PRETEXTS for seed in arm.seeds]
+    # random seed 0 before the others: its stage trains the supervised arm that later stages read
+    probed = [(RANDOM, 0)]
+    probed += [(a, s) for a in ARMS if a is not SUPERVISED for s in a.seeds if (a, s) != (RANDOM, 0)]
+    imagenette = ("imagenette",)
+    out += [
+        transfer_stage(root, "linear", "linear", LINEAR_RECIPE, a, s, "linear_imagenette64.json", imagenette)
+        for a, s in probed
+    ]
+    everyone = [(a, s) for a in ARMS for s in a.seeds]
+    hymenoptera = ("hymenoptera",)
+    out += [
+        transfer_stage(root, "knn", "knn", KNN_RECIPE, a, s, "knn_imagenette64.json", imagenette)
+        for a, s in everyone
+    ]
+    out.append(cbsd68_stage(root, "cbsd68", None))
+    if IMAGENET_PRIOR.is_file():
+        out.append(cbsd68_stage(root, "cbsd68-imagenet-prior", IMAGENET_PRIOR))
+    out += [
+        transfer_stage(
+            root, "hymenoptera", "linear", HYMENOPTERA_RECIPE, a, s, "linear_hymenoptera.json", hymenoptera
         )
-        out.append(Stage(task, command, root / task / f"{task}_coco128.json", ("coco128",)))
+        for a, s in everyone
+    ]
+    for seed in SEEDS:
+        for arm in (a for a in ARMS if a is not SUPERVISED):
+            for kind in ("detection", "segmentation"):
+                recipe = TRANSFER / f"{kind}_coco128_cpu.yaml"
+                output = f"{kind}_coco128.json"
+                out.append(transfer_stage(root, kind, kind, recipe, arm, seed, output, ("coco128",)))
     return out
