@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from PIL import Image
@@ -33,6 +34,9 @@ def test_quickstart_trains_colorizes_and_reports(tmp_path: Path, capsys) -> None
     assert main(["quickstart", "--out", str(out), *args]) == 0
     report = (out / "report.md").read_text()
     assert "| rebalanced AuC |" in report and "grid.png" in report and "prior.png" in report
+    recipe = re.search(r"`(experiments/pretrain/[^`]+\.yaml)`", report.splitlines()[2])
+    assert report.splitlines()[2].startswith("This is a smoke test") and recipe
+    assert (Path(__file__).resolve().parents[3] / recipe.group(1)).is_file()
     held_out = find_images("builtin:val")
     for photo in held_out:
         written = out / "colorized" / f"{photo.stem}_color.png"
