@@ -64,7 +64,11 @@ class Arm:
 PRETEXTS = (
     Arm("rebalanced", "colorization, rebalanced (lam = 0.5)", ()),
     Arm("lam1", "colorization, no rebalancing (lam = 1)", ("--model.lam", "1.0", "--model.lr", "1e-3")),
-    Arm("l2", "L2 regression on ab", ("--model.loss", "regression", "--model.lam", "1.0")),
+    Arm(
+        "l2",
+        "L2 regression on ab",
+        ("--model.loss", "regression", "--model.lam", "1.0", "--model.lr", "1e-3"),
+    ),
 )
 RANDOM = Arm("random", "random init")
 SUPERVISED = Arm("supervised", "supervised from scratch")
