@@ -268,6 +268,7 @@ def render(summary_path: Path, root: Path | None = None, out: Path = DOCS / "res
     seeds = summary["seeds"]
     imagenette, hymenoptera = summary["imagenette"], summary["hymenoptera"]
     sections: list[tuple[str, str, Callable[[], str]]] = [
+        ("0. How the recipe was chosen", "recipe", lambda: ""),
         ("1. Linear probes on Imagenette (64 px)", "imagenette", lambda: per_layer_section(
             imagenette["linear_top1"], seeds["imagenette/linear_top1"], "linear/rebalanced/seed0",
             "linear probes, Imagenette val (3,925 images)", "linear_imagenette64.png")),
