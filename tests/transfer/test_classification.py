@@ -248,16 +248,22 @@ def test_supervised_budget_in_steps_on_every_train_image(folders: tuple[Path, Pa
     data = ClassificationData(
         str(folders[0]), str(folders[1]), resize=36, crop=32, batch_size=8, num_workers=0, max_train_images=6
     )
-    budget = FinetuneConfig(max_steps=5, batch_size=4, train_images="all", pool_dims=200)
+    budget = FinetuneConfig(
+        max_steps=5, batch_size=4, train_images="all", pool_dims=200, gradient_clip_val=0.5
+    )
     trainer = TrainerConfig(max_epochs=1, accelerator="cpu", extra={"enable_progress_bar": False})
     _, module = run_finetune(RANDOM, data, budget, trainer, LoggerConfig(enabled=False), tmp_path, "shades")
     assert module.trainer.global_step == 5  # by steps, past the one configured epoch of 6 batches
     assert module.trainer.num_training_batches == 6  # all 3 x 8 images in batches of 4, not the 6 probed
+    assert module.trainer.gradient_clip_val == 0.5  # this training's clipping, not the trainer section's
     same = FinetuneConfig(max_epochs=1, pool_dims=200)
     _, module = run_finetune(
         RANDOM, data, same, trainer, LoggerConfig(enabled=False), tmp_path / "b", "shades"
     )
     assert module.trainer.num_training_batches == 1 and module.trainer.global_step == 1
+    assert module.trainer.gradient_clip_val is None
+    with pytest.raises(ValueError, match=r"finetune\.gradient_clip_val"):
+        FinetuneConfig(gradient_clip_val=0.0)
     with pytest.raises(ValueError, match=r"finetune\.max_steps"):
         FinetuneConfig(max_steps=0)
     with pytest.raises(ValueError, match="train_images"):

@@ -68,11 +68,17 @@ class FinetuneConfig:
     """Batch size of this training (None: ``data.batch_size``)."""
     train_images: Literal["probe", "all"] = "probe"
     """Train on the probes' images (``data.max_train_images``) or on every image of ``data.train``."""
+    gradient_clip_val: float | None = None
+    """Clip this training's gradient norm (not the probes'), e.g. for a network trained from scratch."""
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.01, weight_decay=1e-4))
 
     def __post_init__(self) -> None:
         for key in ("max_epochs", "max_steps", "batch_size"):
             check_positive(f"finetune.{key}", getattr(self, key), allow_none=True)
+        if self.gradient_clip_val is not None and not self.gradient_clip_val > 0:
+            raise ValueError(
+                f"finetune.gradient_clip_val must be > 0 or None, got {self.gradient_clip_val!r}"
+            )
         if self.train_images not in ("probe", "all"):
             raise ValueError(f"finetune.train_images must be 'probe' or 'all', got {self.train_images!r}")
 
@@ -82,11 +88,12 @@ class FinetuneConfig:
         images = {"max_train_images": None} if self.train_images == "all" else {}
         return replace(data, **batch, **images)
 
-    def length(self) -> dict[str, int]:
-        """Trainer overrides for the length of this training (empty: the trainer's own)."""
+    def trainer_overrides(self) -> dict[str, Any]:
+        """Trainer overrides of this training: its length (else the trainer's own) and clipping."""
+        clip = {} if self.gradient_clip_val is None else {"gradient_clip_val": self.gradient_clip_val}
         if self.max_steps:
-            return {"max_steps": self.max_steps, "max_epochs": -1}
-        return {"max_epochs": self.max_epochs} if self.max_epochs else {}
+            return {"max_steps": self.max_steps, "max_epochs": -1, **clip}
+        return ({"max_epochs": self.max_epochs} if self.max_epochs else {}) | clip
 
 
 def _device_encoder(config: EncoderConfig, freeze_at: str | None, trainer: Any) -> LightnessEncoder:
@@ -205,7 +212,7 @@ def run_finetune(
     train_files, val_files = data.splits()
     name = f"{task}-{encoder.label}"
     logs = make_logger(logger, out_dir, name)
-    run = make_trainer(trainer, out_dir, logs, num_sanity_val_steps=0, **finetune.length())
+    run = make_trainer(trainer, out_dir, logs, num_sanity_val_steps=0, **finetune.trainer_overrides())
     net = build_encoder(encoder, finetune.freeze_at)
     tap = finetune.tap or net.tap_names[-1]
     size = pool_sizes(tap_shapes(net, [tap], data.crop), finetune.pool_dims)[tap]
