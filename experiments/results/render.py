@@ -188,7 +188,10 @@ def cbsd68_section(summary: dict[str, Any], root: Path | None) -> str:
         f"colourfulness is {about['truth_colourfulness']:.1f}.\n\n"
     )
     text += spread_table(renamed, summary["seeds"]["imagenette/cbsd68"], digits=1)
-    text += "\n" + contrast_table(renamed, [(PRETEXTS[0].name, PRETEXTS[1].name), ("rebalanced", "l2")])
+    # gray has no seed: it enters as a constant, so its contrasts are the pretext's one-sample intervals
+    constant = {m: values * 2 for m, values in renamed.get("gray", {}).items()}
+    pairs = [(p.name, "gray") for p in PRETEXTS] + [(PRETEXTS[0].name, p.name) for p in PRETEXTS[1:]]
+    text += "\n" + contrast_table(renamed | ({"gray": constant} if constant else {}), pairs)
     grid = root / "cbsd68" / "grid.png" if root else None
     if grid and grid.is_file():
         text += "\nSix photos evenly spaced in file-name order (not chosen by result), every network:\n\n"

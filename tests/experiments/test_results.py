@@ -243,6 +243,8 @@ def test_render_shows_spread_contrasts_and_gap_shares_from_the_summary(
     # [88, 89, 90] twice: se = sqrt(2/3), df = 4, t = 2.776, half-width 2.27
     zero, spread = "+0.0 [+0.0, +0.0]", "+0.0 [-2.3, +2.3]"
     assert f"| rebalanced - lam1 | {spread} | {zero} | {zero} | {spread} | {zero} |" in page
+    # gray enters as a constant: rebalanced AuC [88, 89, 90] - 90 is -1.0 with the one-sample interval
+    assert "| rebalanced - gray | -1.0 [-3.5, +1.5] | **+10.0 [+10.0, +10.0]** |" in page
     assert "| pretrain | 11.0 |" in page and "Total: 0.2 h." in page
     for name in ("linear_imagenette64.png", "knn_imagenette64.png", "cbsd68_grid.jpg"):
         assert (docs / "results" / name).stat().st_size > 500 and f"(results/{name})" in page
