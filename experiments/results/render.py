@@ -161,12 +161,15 @@ def copy_figure(src: Path, name: str) -> str:
     return figure_link(FIGURES / name)
 
 
-def per_layer_section(block: Block, seeds: dict[str, list[int]], stage: str, title: str, name: str) -> str:
+def per_layer_section(
+    block: Block, seeds: dict[str, list[int]], stage: str, title: str, name: str, gaps: bool = True
+) -> str:
+    """Mean ± sd, contrasts, gap shares (unless ``gaps`` is False) and curves of one probe."""
     if not block:
         return pending(stage)
     text = spread_table(block, seeds) + "\n" + contrast_table(block)
-    gaps = gap_table(block)
-    text += ("\n" + gaps if gaps else "") + "\n"
+    shares = gap_table(block) if gaps else ""
+    text += ("\n" + shares if shares else "") + "\n"
     return text + figure_link(curves(block, FIGURES / name, title, "top-1 (%), mean ± sd over seeds"))
 
 
@@ -280,7 +283,7 @@ def render(summary_path: Path, root: Path | None = None, out: Path = DOCS / "res
             "kNN (k = 20), Imagenette val", "knn_imagenette64.png")),
         ("3. Linear probes on hymenoptera (unseen data)", "hymenoptera", lambda: per_layer_section(
             hymenoptera["linear_top1"], seeds["hymenoptera/linear_top1"], "hymenoptera/rebalanced/seed0",
-            "linear probes, hymenoptera val (153 images)", "linear_hymenoptera.png")),
+            "linear probes, hymenoptera val (153 images)", "linear_hymenoptera.png", gaps=False)),
         ("4. Colorization quality on CBSD68", "cbsd68", lambda: cbsd68_section(summary, root)),
         ("5. Transfer to COCO128", "coco128", lambda: coco_section(summary)),
         ("6. The ab prior of each data set", "priors", lambda: priors_section(summary, root)),
