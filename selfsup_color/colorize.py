@@ -15,20 +15,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import Tensor
 
 from .core.bins import Q
 from .core.checks import check_float_batch, check_image_batch
 from .core.color import lab_to_rgb, rgb_to_lab
 from .core.decode import DEFAULT_TEMPERATURE, annealed_mean
+from .data.decode import load_rgb
+from .data.files import IMAGE_EXTENSIONS
 from .viz import save_png, to_uint8
 
 MULTIPLE = 8
 """Network inputs are made a multiple of this many pixels on each side (the reference net's stride)."""
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
-"""File endings (lower case) that :func:`expand_inputs` picks up inside folders."""
 
 Net = Callable[[Tensor], Tensor]
 
@@ -124,10 +123,10 @@ def colorize_rgb(
 
 
 def _read_rgb(path: Path) -> np.ndarray | None:
-    """The image at ``path`` as H x W x 3 uint8 (EXIF orientation applied), or None with a warning."""
+    """The image at ``path`` as H x W x 3 uint8, read as training reads it (:func:`.data.decode.load_rgb`:
+    upright, alpha composited on white, 16-bit scaled), or None with a warning."""
     try:
-        with Image.open(path) as im:
-            return np.array(ImageOps.exif_transpose(im).convert("RGB"))
+        return np.asarray(load_rgb(path))
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         warnings.warn(f"skipping {path}: cannot read it as an image ({e})", stacklevel=3)
         return None
