@@ -87,6 +87,35 @@ def test_one_pass_trains_every_probe_with_one_encoder_forward_per_batch(folders:
         LinearProbes(build_encoder(RANDOM, freeze_at=None), {"conv1": 1}, {"conv1": 4}, 3, OptimConfig())
 
 
+def test_probes_on_images_get_new_crops_every_epoch(folders: tuple[Path, Path]) -> None:
+    """Without a feature cache, epoch 1 reads other random crops than epoch 0 (in a worker process too)."""
+    from lightning.pytorch import Callback, Trainer
+
+    data = ClassificationData(
+        str(folders[0]), str(folders[1]), resize=48, crop=32, batch_size=8, num_workers=1
+    )
+    train, _ = data.splits()
+    encoder = build_encoder(RANDOM)
+    shapes = tap_shapes(encoder, ["conv1"], 32)
+    probes = LinearProbes(encoder, pool_sizes(shapes, 500), {"conv1": shapes["conv1"][0]}, 3, OptimConfig())
+    seen: list[tuple[int, torch.Tensor]] = []
+
+    class Record(Callback):
+        def on_train_batch_start(self, trainer: Trainer, module: object, batch: dict, index: int) -> None:
+            seen.append((trainer.current_epoch, batch["rgb"].clone()))
+
+    loader = data.loader(train, train=True, shuffle=False)  # same order: only the crops can differ
+    trainer = Trainer(
+        max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()],
+    )  # fmt: skip
+    trainer.fit(probes, loader)
+    first = [b for e, b in seen if e == 0]
+    second = [b for e, b in seen if e == 1]
+    assert len(first) == len(second) > 0 and loader.dataset.images.epoch == 1
+    assert not all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
 @pytest.mark.parametrize("mode", ["memory", "disk"])
 def test_cached_features_equal_the_encoder_output(
     folders: tuple[Path, Path], tmp_path: Path, mode: str

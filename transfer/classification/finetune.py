@@ -15,7 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ..common import OptimConfig, sgd_with_steps
 from ..encoder import LightnessEncoder
-from .probes import ProbeHeads, pool_features
+from .probes import ProbeHeads, new_epoch_crops, pool_features
 
 
 class FineTune(LightningModule):
@@ -54,7 +54,4 @@ class FineTune(LightningModule):
         return sgd_with_steps(params, self.optim)
 
     def on_train_epoch_start(self) -> None:
-        loader = self.trainer.train_dataloader
-        dataset = getattr(loader, "dataset", None)
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(self.current_epoch)  # new random crops every epoch
+        new_epoch_crops(self)

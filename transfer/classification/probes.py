@@ -73,6 +73,13 @@ class ProbeHeads(nn.Module):
         return {name: self.heads[name](pooled[name].float()) for name in self.taps}
 
 
+def new_epoch_crops(module: LightningModule) -> None:
+    """Give ``module``'s training images this epoch's random crops (workers too); no-op on cached features."""
+    dataset = getattr(module.trainer.train_dataloader, "dataset", None)
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(module.current_epoch)
+
+
 class LinearProbes(LightningModule):
     """Trains one probe per tap on a frozen encoder; batches hold images (``rgb``) or cached ``features``.
 
@@ -137,6 +144,9 @@ class LinearProbes(LightningModule):
             self.log(f"val/{name}/top5", self.top5[name].compute(), sync_dist=False)
             self.top1[name].reset()
             self.top5[name].reset()
+
+    def on_train_epoch_start(self) -> None:
+        new_epoch_crops(self)  # images, not cached features: new random crops every epoch
 
     def configure_optimizers(self) -> dict[str, Any]:
         return sgd_with_steps(self.heads.parameters(), self.optim)
