@@ -1,0 +1,1 @@
+"""Pretraining: the LightningModule, the ``selfsup-color`` command, the prior pass, loggers, checkpoints."""

@@ -1,0 +1,1 @@
+"""Classification transfer: linear probes per tap, the feature cache, kNN, fine-tuning."""
