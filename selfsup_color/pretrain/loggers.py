@@ -24,14 +24,17 @@ def wandb_offline_by_default() -> bool:
 class SafeWandbLogger(WandbLogger):
     """:class:`WandbLogger` that is offline by default without an API key and whose failures warn.
 
-    ``offline=None`` (the default) picks offline mode when no API key is configured. A logging call
-    that raises (network gone, disk full, wandb bug) warns once and the run goes on; logging a
-    week-long pretraining must never be what kills it.
+    ``offline=None`` (the default) picks offline mode when no API key is configured, and honours
+    ``WANDB_MODE=disabled``: nothing is written (Lightning's ``offline=True`` would overwrite it with
+    ``dryrun``). A logging call that raises (network gone, disk full, wandb bug) warns once and the
+    run goes on; logging a week-long pretraining must never be what kills it.
     """
 
     def __init__(
         self, *args: Any, offline: bool | None = None, project: str = "selfsup-color", **kwargs: Any
     ):
+        if offline is None and os.environ.get("WANDB_MODE") == "disabled":
+            offline, kwargs["mode"] = False, "disabled"
         super().__init__(
             *args,
             offline=wandb_offline_by_default() if offline is None else offline,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,14 @@ def test_logging_failures_warn_once_and_training_goes_on(tmp_path: Path, monkeyp
     logger.log_metrics({"train/loss": 1.0}, step=1)  # the second failure is silent
     with pytest.warns(RuntimeWarning, match="wandb log_image failed"):
         logger.log_image("grid", [], step=0)
+
+
+def test_wandb_mode_disabled_writes_nothing(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    logger = SafeWandbLogger(save_dir=str(tmp_path))
+    logger.log_metrics({"train/loss": 1.0}, step=0)
+    logger.log_hyperparams({"lr": 0.1})
+    logger.finalize("success")
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written == [] and os.environ["WANDB_MODE"] == "disabled"
