@@ -50,6 +50,11 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
 
 
+def renamed(block: Block, names: dict[str, str]) -> Block:
+    """``block`` with its columns renamed by ``names``, in the order of ``names``."""
+    return {arm: {names[m]: values[m] for m in names if m in values} for arm, values in block.items()}
+
+
 def columns(block: Block) -> list[str]:
     out: list[str] = []
     for arm in block.values():
@@ -184,17 +189,17 @@ def cbsd68_section(summary: dict[str, Any], root: Path | None) -> str:
         "colourfulness": "colourfulness",
         "psnr": "PSNR (dB)",
     }
-    renamed = {arm: {names[m]: metrics[m] for m in names if m in metrics} for arm, metrics in block.items()}
+    shown = renamed(block, names)
     text = (
         f"{about['images']} photos, {about['pixels']:,} pixels, each colorized at full resolution with the "
         f"network seeing L at shorter side {about['process_size']} px (its training crop). The truth's "
         f"colourfulness is {about['truth_colourfulness']:.1f}.\n\n"
     )
-    text += spread_table(renamed, summary["seeds"]["imagenette/cbsd68"], digits=1)
+    text += spread_table(shown, summary["seeds"]["imagenette/cbsd68"], digits=1)
     # gray has no seed: it enters as a constant, so its contrasts are the pretext's one-sample intervals
-    constant = {m: values * 2 for m, values in renamed.get("gray", {}).items()}
+    constant = {m: values * 2 for m, values in shown.get("gray", {}).items()}
     pairs = [(p.name, "gray") for p in PRETEXTS] + [(PRETEXTS[0].name, p.name) for p in PRETEXTS[1:]]
-    text += "\n" + contrast_table(renamed | ({"gray": constant} if constant else {}), pairs)
+    text += "\n" + contrast_table(shown | ({"gray": constant} if constant else {}), pairs)
     grid = root / "cbsd68" / "grid.png" if root else None
     if grid and grid.is_file():
         text += "\nSix photos evenly spaced in file-name order (not chosen by result), every network:\n\n"
@@ -223,10 +228,9 @@ def coco_section(summary: dict[str, Any]) -> str:
         if not block:
             parts.append(about + pending(f"{task}/rebalanced/seed0"))
             continue
-        renamed = {arm: {names[m]: v for m, v in metrics.items()} for arm, metrics in block.items()}
-        seeds = summary["seeds"][f"coco128/{task}"]
-        body = spread_table(renamed, seeds, digits=2) + "\n"
-        parts.append(about + body + contrast_table(renamed, CONTRASTS[:3], digits=2))
+        shown = renamed(block, names)
+        body = spread_table(shown, summary["seeds"][f"coco128/{task}"], digits=2) + "\n"
+        parts.append(about + body + contrast_table(shown, CONTRASTS[:3], digits=2))
     return "\n".join(parts)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from experiments.results.stages import (
 from transfer.report import Result, read_results
 
 SUMMARY = REPO / "docs" / "results" / "summary.json"
-CBSD68_METRICS = ("auc", "rebalanced_auc", "colourfulness", "psnr")
+CBSD68_METRICS = ("auc", "rebalanced_auc", "rebalanced_auc_imagenet_prior", "colourfulness", "psnr")
 PERCENT_METRICS = {"auc", "rebalanced_auc", "rebalanced_auc_imagenet_prior"}
 """CBSD68 metrics stored as fractions by ``selfsup-color evaluate``, given here in percent."""
 
@@ -66,28 +67,28 @@ def _percent(value: float) -> float:
     return round(100.0 * value, 2)
 
 
-def per_layer(root: Path, kind: str, output: str, metric: str) -> tuple[dict, dict]:
-    """(arm -> tap -> [value per seed], arm -> [seeds]) of a per-layer evaluation."""
+def _per_seed(
+    root: Path, kind: str, output: str, cells: Callable[[Result], dict[str, float]]
+) -> tuple[dict, dict]:
+    """(arm -> column -> [value per seed in percent], arm -> [seeds]); ``cells`` picks a result's columns."""
     values: dict[str, dict[str, list[float]]] = {}
     seeds: dict[str, list[int]] = {}
     for arm, by_seed in _arm_results(root, kind, output).items():
         order = sorted(by_seed)
-        taps = by_seed[order[0]].layers()
-        values[arm] = {tap: [_percent(by_seed[s].metrics[tap][metric]) for s in order] for tap in taps}
+        rows = [cells(by_seed[s]) for s in order]
+        values[arm] = {column: [_percent(row[column]) for row in rows] for column in rows[0]}
         seeds[arm] = order
     return values, seeds
+
+
+def per_layer(root: Path, kind: str, output: str, metric: str) -> tuple[dict, dict]:
+    """(arm -> tap -> [value per seed], arm -> [seeds]) of a per-layer evaluation."""
+    return _per_seed(root, kind, output, lambda r: {tap: r.metrics[tap][metric] for tap in r.layers()})
 
 
 def whole_network(root: Path, kind: str, output: str, metrics: tuple[str, ...]) -> tuple[dict, dict]:
     """(arm -> metric -> [value per seed], arm -> [seeds]) of a single-row evaluation (detection, ...)."""
-    values: dict[str, dict[str, list[float]]] = {}
-    seeds: dict[str, list[int]] = {}
-    for arm, by_seed in _arm_results(root, kind, output).items():
-        order = sorted(by_seed)
-        rows = [next(iter(by_seed[s].metrics.values())) for s in order]
-        values[arm] = {m: [_percent(row[m]) for row in rows] for m in metrics}
-        seeds[arm] = order
-    return values, seeds
+    return _per_seed(root, kind, output, lambda r: {m: next(iter(r.metrics.values()))[m] for m in metrics})
 
 
 def cbsd68(root: Path) -> tuple[dict, dict, dict]:
@@ -111,7 +112,7 @@ def cbsd68(root: Path) -> tuple[dict, dict, dict]:
     for name in sorted(scores, key=rank):
         arm, _, seed = name.partition("/seed")
         for metric, value in scores[name].items():
-            if metric in CBSD68_METRICS or metric == "rebalanced_auc_imagenet_prior":
+            if metric in CBSD68_METRICS:
                 shown = _percent(value) if metric in PERCENT_METRICS else round(value, 2)
                 values.setdefault(arm, {}).setdefault(metric, []).append(shown)
         seeds.setdefault(arm, []).append(int(seed) if seed else 0)
