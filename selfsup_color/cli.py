@@ -1,57 +1,72 @@
-"""The ``selfsup-color`` command.
+"""The ``selfsup-color`` command: one verb per job, one strict YAML dialect.
 
-``fit``, ``validate`` and ``test`` are LightningCLI subcommands driven by YAML configs (strict: an
-unknown key fails; ``--print_config`` prints the full config). ``prior``, ``colorize``,
-``evaluate`` and ``quickstart`` are small extra commands, see ``selfsup-color <command> --help``.
+Every verb takes ``--config FILE`` (YAML; an unknown key fails), dotted ``--key value`` overrides and
+``--print_config``. ``fit``, ``validate`` and ``test`` are LightningCLI (the whole Trainer,
+``seed_everything``, ``--ckpt_path``); ``quickstart`` is ``fit`` on a packaged recipe plus a report;
+``prior``, ``colorize`` and ``evaluate`` are typed functions parsed the same way
+(:mod:`selfsup_color.command`).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+
+LIGHTNING_VERBS = {
+    "fit": "pretrain a colorization network (resume with --ckpt_path last)",
+    "validate": "score a checkpoint on the validation images (--ckpt_path)",
+    "test": "score a checkpoint on the test images (--ckpt_path)",
+}
+FUNCTION_VERBS = ("prior", "colorize", "evaluate")
+"""Verbs defined as functions in :mod:`selfsup_color.pretrain.commands`; they read bare image arguments
+(``inputs``) except ``prior``."""
+
+
+def verb_summaries() -> dict[str, str]:
+    """Every verb and its one-line summary, in the order ``--help`` lists them."""
+    from .command import first_paragraph
+    from .pretrain import commands
+    from .pretrain.quickstart import quickstart_command
+
+    summaries = dict(LIGHTNING_VERBS)
+    summaries["quickstart"] = first_paragraph(quickstart_command.__doc__)
+    summaries.update({verb: first_paragraph(getattr(commands, verb).__doc__) for verb in FUNCTION_VERBS})
+    return summaries
+
+
+def usage() -> str:
+    lines = [__doc__.strip(), "", "usage: selfsup-color VERB [--config FILE] [--print_config] [options]", ""]
+    lines += [f"  {verb:<11} {summary}" for verb, summary in verb_summaries().items()]
+    lines += ["", "`selfsup-color VERB --help` lists a verb's options."]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: dispatch the extra commands, hand everything else to LightningCLI."""
+    """Entry point: dispatch ``argv`` (default ``sys.argv[1:]``) to its verb."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in EXTRA_COMMANDS:
-        return EXTRA_COMMANDS[args[0]](args[1:])
-    from .pretrain.cli import run_lightning_cli
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if args else 2
+    verb, rest = args[0], args[1:]
+    if verb in FUNCTION_VERBS:
+        from .command import run_function
+        from .pretrain import commands
 
-    run_lightning_cli(args)
-    return 0
+        positional = None if verb == "prior" else "inputs"
+        function = getattr(commands, verb)
+        return run_function(f"selfsup-color {verb}", function, rest, positional, commands.RENAMED[verb])
+    if verb == "quickstart":
+        from .pretrain.quickstart import quickstart_command
 
+        return quickstart_command(rest)
+    if verb in LIGHTNING_VERBS or verb.startswith("-"):
+        from .pretrain.cli import run_lightning_cli
 
-def _prior(args: list[str]) -> int:
-    from .pretrain.commands import prior_command
+        run_lightning_cli(args)
+        return 0
+    print(f"selfsup-color: unknown verb {verb!r}\n\n{usage()}", file=sys.stderr)
+    return 2
 
-    return prior_command(args)
-
-
-def _colorize(args: list[str]) -> int:
-    from .pretrain.commands import colorize_command
-
-    return colorize_command(args)
-
-
-def _evaluate(args: list[str]) -> int:
-    from .pretrain.commands import evaluate_command
-
-    return evaluate_command(args)
-
-
-def _quickstart(args: list[str]) -> int:
-    from .pretrain.quickstart import quickstart_command
-
-    return quickstart_command(args)
-
-
-EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "prior": _prior,
-    "colorize": _colorize,
-    "evaluate": _evaluate,
-    "quickstart": _quickstart,
-}
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -25,6 +25,13 @@ class ColorizationCLI(LightningCLI):
     ``val/rebalanced_auc``, judged right after each validation.
     """
 
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """fit, validate and test (no ``predict``: a colorization module has no ``predict_step``)."""
+        verbs = LightningCLI.subcommands()
+        verbs.pop("predict", None)
+        return verbs
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "best_checkpoint")

@@ -1,40 +1,65 @@
-"""The ``prior`` and ``colorize`` commands of ``selfsup-color``."""
+"""The ``prior``, ``colorize`` and ``evaluate`` verbs of ``selfsup-color``.
+
+Each verb is a typed function; :func:`~selfsup_color.command.run_function` turns its signature into
+strict flags (``--config``, ``--print_config``) and saves the resolved config in its ``out`` folder.
+"""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 
+RENAMED = {
+    "prior": {"--batch-size": "--batch_size"},
+    "colorize": {"--ckpt": "--ckpt_path", "--process-size": "--process_size"},
+    "evaluate": {"--ckpt": "--ckpt_path.", "--process-size": "--process_size"},
+}
+"""Flags of the previous release, still accepted with a warning."""
 
-def prior_command(argv: list[str]) -> int:
-    """``selfsup-color prior --data DIR --out DIR``: a data set's smoothed ab prior, saved and plotted."""
-    parser = argparse.ArgumentParser(prog="selfsup-color prior", description=prior_command.__doc__)
-    parser.add_argument("--data", required=True, help="image folder, file list (.txt) or 'builtin'")
-    parser.add_argument("--out", type=Path, required=True, help="folder for prior.json and prior.png")
-    parser.add_argument("--images", type=int, default=10_000, help="images to use (a seeded sample)")
-    parser.add_argument("--resize", type=int, default=256, help="shorter side before the centre crop")
-    parser.add_argument("--crop", type=int, default=176, help="centre crop size")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--sigma", type=float, default=5.0, help="Gaussian smoothing of the histogram")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args(argv)
 
+def default_device(device: str | None) -> str:
+    """``device``, or the first GPU when there is one, else the CPU."""
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def prior(
+    data: str,
+    out: Path,
+    images: int = 10_000,
+    resize: int = 256,
+    crop: int = 176,
+    batch_size: int = 64,
+    workers: int = 2,
+    sigma: float = 5.0,
+    device: str | None = None,
+) -> int:
+    """A data set's smoothed ab prior, saved (``prior.json``) and plotted (``prior.png``).
+
+    Args:
+        data: image folder, file list (.txt) or ``builtin``.
+        out: folder for prior.json, prior.png and config.yaml.
+        images: images to use (a seeded sample).
+        resize: shorter side before the centre crop.
+        crop: centre crop size.
+        batch_size: images per batch.
+        workers: loader processes.
+        sigma: Gaussian smoothing of the histogram (ab units).
+        device: where to count (default: the first GPU, else the CPU).
+    """
     from ..data import ColorizationDataModule
     from .prior_pass import estimate_data_prior, write_prior
 
-    data = ColorizationDataModule(
-        train=args.data,
-        resize=args.resize,
-        crop=args.crop,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
+    loader = ColorizationDataModule(
+        train=data,
+        resize=resize,
+        crop=crop,
+        batch_size=batch_size,
+        num_workers=workers,
         persistent_workers=False,
     )
-    record = estimate_data_prior(data, args.images, torch.device(args.device), args.sigma, source=args.data)
-    json_path, png_path, _ = write_prior(record, args.out, title=f"prior of {args.data}")
+    record = estimate_data_prior(loader, images, torch.device(default_device(device)), sigma, source=data)
+    json_path, png_path, _ = write_prior(record, out, title=f"prior of {data}")
     p = record.prior
     print(
         f"prior of {record.n_images} images ({record.n_pixels} pixels, {record.n_gray_skipped} grayscale "
@@ -44,90 +69,91 @@ def prior_command(argv: list[str]) -> int:
     return 0
 
 
-def colorize_command(argv: list[str]) -> int:
-    """``selfsup-color colorize --ckpt C --out DIR INPUT...``: colorize photos at full resolution."""
-    parser = argparse.ArgumentParser(prog="selfsup-color colorize", description=colorize_command.__doc__)
-    parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
-    parser.add_argument("--ckpt", type=Path, required=True, help="a pretraining checkpoint (.ckpt)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument(
-        "--temperature", type=float, default=None, help="annealed-mean T (default: the run's)"
-    )
-    parser.add_argument(
-        "--process-size",
-        type=int,
-        default=256,
-        help="shorter side the network sees (0: full resolution); ab is upsampled back",
-    )
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args(argv)
+def colorize(
+    inputs: list[str],
+    ckpt_path: Path,
+    out: Path,
+    temperature: float | None = None,
+    process_size: int = 256,
+    device: str | None = None,
+) -> int:
+    """Colorize photos at full resolution with a pretraining checkpoint.
 
+    Args:
+        inputs: image files, folders (searched recursively), .txt file lists or ``builtin``.
+        ckpt_path: a pretraining checkpoint (.ckpt).
+        out: output folder.
+        temperature: annealed-mean T (default: the run's).
+        process_size: shorter side the network sees (0: full resolution); ab is upsampled back.
+        device: where to run (default: the first GPU, else the CPU).
+    """
     from ..colorize import colorize_files, expand_inputs
     from .checkpoint import load_pretraining_module
 
-    module = load_pretraining_module(args.ckpt, map_location=args.device)
-    temperature = module.hparams.temperature if args.temperature is None else args.temperature
+    device = default_device(device)
+    module = load_pretraining_module(ckpt_path, map_location=device)
     written = colorize_files(
         module,
-        expand_inputs(args.inputs),
-        args.out,
-        temperature=temperature,
-        process_size=args.process_size or None,
-        device=args.device,
+        expand_inputs(inputs),
+        out,
+        temperature=module.hparams.temperature if temperature is None else temperature,
+        process_size=process_size or None,
+        device=device,
     )
-    print(f"wrote {len(written)} colorized image(s) to {args.out}")
+    print(f"wrote {len(written)} colorized image(s) to {out}")
     return 0
 
 
-def _named_checkpoint(text: str) -> tuple[str, Path]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH (e.g. ours=runs/x/last.ckpt), got {text!r}")
-    return name, Path(path)
+def evaluate(
+    inputs: list[str],
+    ckpt_path: dict[str, Path],
+    out: Path,
+    process_size: int = 256,
+    prior: Path | None = None,
+    grid: int = 6,
+    device: str | None = None,
+) -> int:
+    """AuC, rebalanced AuC, colourfulness and PSNR of each checkpoint (and the gray baseline) on photos.
 
+    Writes scores.json, scores.md and a grid of examples.
 
-def evaluate_command(argv: list[str]) -> int:
-    """``selfsup-color evaluate --ckpt NAME=C ... --out DIR PHOTO...``: AuC, rebalanced AuC,
-    colourfulness and PSNR of each checkpoint (and the gray baseline) on photos, with a grid."""
-    parser = argparse.ArgumentParser(prog="selfsup-color evaluate", description=evaluate_command.__doc__)
-    parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
-    parser.add_argument(
-        "--ckpt", type=_named_checkpoint, action="append", required=True, help="NAME=PATH, repeatable"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="folder for scores.json/.md and grid.png")
-    parser.add_argument(
-        "--process-size", type=int, default=256, help="shorter side the network sees (0: full resolution)"
-    )
-    parser.add_argument("--prior", type=Path, default=None, help="rebalancing prior (default: own)")
-    parser.add_argument("--grid", type=int, default=6, help="photos in the grid (0: none)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args(argv)
-
+    Args:
+        inputs: image files, folders (searched recursively), .txt file lists or ``builtin``.
+        ckpt_path: checkpoints by name, e.g. ``--ckpt_path.ours runs/x/last.ckpt --ckpt_path.l2 ...``.
+        out: folder for scores.json/.md, grid.png and config.yaml.
+        process_size: shorter side the network sees (0: full resolution).
+        prior: rebalancing prior (default: the photos' own).
+        grid: photos in the grid (0: none).
+        device: where to run (default: the first GPU, else the CPU).
+    """
     from ..colorize import expand_inputs
     from ..evaluate import evaluate_photos, network_predictor, spread, write_evaluation
     from .checkpoint import load_pretraining_module
     from .prior_pass import read_prior
 
-    names = [name for name, _ in args.ckpt]
-    if len(set(names)) != len(names):
-        parser.error(f"--ckpt names must differ, got {names}")
+    if not ckpt_path:
+        raise ValueError("evaluate needs at least one checkpoint: --ckpt_path.NAME PATH")
+    device = default_device(device)
     predictors, methods = {}, {}
-    for name, path in args.ckpt:
-        module = load_pretraining_module(path, map_location=args.device)
-        predictors[name] = network_predictor(module, module.hparams.temperature, args.process_size or None)
+    for name, path in ckpt_path.items():
+        module = load_pretraining_module(path, map_location=device)
+        predictors[name] = network_predictor(module, module.hparams.temperature, process_size or None)
         methods[name] = {"checkpoint": str(path), "loss": module.hparams.loss, "lam": module.hparams.lam}
-    paths = expand_inputs(args.inputs)
-    prior = None if args.prior is None else read_prior(args.prior).prior
+    paths = expand_inputs(inputs)
     evaluation = evaluate_photos(
-        predictors, paths, prior, grid_paths=spread(paths, args.grid) if args.grid else (), device=args.device
+        predictors,
+        paths,
+        None if prior is None else read_prior(prior).prior,
+        grid_paths=spread(paths, grid) if grid else (),
+        device=device,
     )
     about = {
-        "data": " ".join(map(str, args.inputs)),
-        "process_size": args.process_size or "full resolution",
-        "prior": str(args.prior) if args.prior else "the photos' own (nearest-bin histogram, sigma 5)",
+        "data": " ".join(map(str, inputs)),
+        "process_size": process_size or "full resolution",
+        "prior": str(prior) if prior else "the photos' own (nearest-bin histogram, sigma 5)",
         "methods": methods,
     }
-    written = write_evaluation(evaluation, args.out, about)
-    print((args.out / "scores.md").read_text())
+    written = write_evaluation(evaluation, out, about)
+    print((out / "scores.md").read_text())
     print("wrote " + ", ".join(map(str, written)))
     return 0

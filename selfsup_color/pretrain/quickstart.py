@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import time
 from importlib import resources
@@ -85,29 +84,24 @@ def write_report(
 def quickstart_command(argv: list[str]) -> int:
     """Pretrain on the photos inside scikit-image, colorize the held-out ones and write a report.
 
-    Extra arguments go to ``selfsup-color fit`` (e.g. ``--trainer.max_steps 50``).
+    Takes every option of ``selfsup-color fit`` (``--config``, ``--print_config``, ``--trainer.max_steps 50``
+    ...) over the packaged recipe; the run folder is ``--trainer.default_root_dir`` (default
+    ``runs/quickstart``).
     """
-    parser = argparse.ArgumentParser(prog="selfsup-color quickstart", description=quickstart_command.__doc__)
-    parser.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="run folder")
-    args, fit_args = parser.parse_known_args(argv)
-    start = time.perf_counter()
+    if any(a in ("-h", "--help") for a in argv):
+        print(f"selfsup-color quickstart: {quickstart_command.__doc__}\nThe options of selfsup-color fit:\n")
+    from ..command import rename_flags
 
+    argv = rename_flags(argv, {"--out": "--trainer.default_root_dir"}, "selfsup-color quickstart")
+    start = time.perf_counter()
     from ..colorize import colorize_files, colorize_lightness
     from ..core.color import rgb_to_lab
     from ..data import find_images
     from ..viz import colorization_grid, save_png
     from .cli import run_lightning_cli
 
-    out: Path = args.out
-    cli = run_lightning_cli(
-        [
-            "fit",
-            "--config",
-            str(recipe_path(QUICKSTART_RECIPE)),
-            f"--trainer.default_root_dir={out}",
-            *fit_args,
-        ]
-    )
+    cli = run_lightning_cli(["fit", "--config", str(recipe_path(QUICKSTART_RECIPE)), *argv])
+    out = Path(cli.trainer.default_root_dir)
     train_seconds = time.perf_counter() - start
     trainer, module, data = cli.trainer, cli.model, cli.datamodule
     results = trainer.validate(module, datamodule=data, verbose=False)

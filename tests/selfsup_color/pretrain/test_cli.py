@@ -131,11 +131,11 @@ def test_prior_and_colorize_commands(photo_dirs, tmp_path: Path, capsys) -> None
         main(
             [
                 "colorize",
-                "--ckpt",
+                "--ckpt_path",
                 str(root / "checkpoints" / "last.ckpt"),
                 "--out",
                 str(out),
-                "--process-size",
+                "--process_size",
                 "0",
                 str(val),
                 str(tmp_path / "odd.jpg"),
@@ -143,16 +143,19 @@ def test_prior_and_colorize_commands(photo_dirs, tmp_path: Path, capsys) -> None
         )
         == 0
     )
-    written = sorted(out.iterdir())
+    written = sorted(p for p in out.iterdir() if p.name != "config.yaml")
     assert len(written) == 5
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["process_size"] == 0 and saved["inputs"] == [str(val), str(tmp_path / "odd.jpg")]
     assert Image.open(out / "odd_color.png").size == (45, 37)
     assert "wrote 5 colorized" in capsys.readouterr().out
 
     # evaluate: the scores equal the core metrics computed here over the same predictions
     ckpt = root / "checkpoints" / "last.ckpt"
     evaluated = tmp_path / "evaluated"
-    assert main(["evaluate", "--ckpt", f"tiny={ckpt}", "--out", str(evaluated), "--process-size", "24",
-                 "--grid", "2", str(val)]) == 0  # fmt: skip
+    with pytest.warns(FutureWarning, match="--ckpt is deprecated; use --ckpt_path"):  # the old flags
+        assert main(["evaluate", "--ckpt", f"tiny={ckpt}", "--out", str(evaluated), "--process-size", "24",
+                     "--grid", "2", str(val)]) == 0  # fmt: skip
     record = json.loads((evaluated / "scores.json").read_text())
     module = load_pretraining_module(ckpt)
     rgb = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in sorted(val.iterdir())])

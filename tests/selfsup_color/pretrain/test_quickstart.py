@@ -31,7 +31,7 @@ def test_quickstart_trains_colorizes_and_reports(tmp_path: Path, capsys) -> None
         "--trainer.enable_progress_bar",
         "false",
     ]
-    assert main(["quickstart", "--out", str(out), *args]) == 0
+    assert main(["quickstart", "--trainer.default_root_dir", str(out), *args]) == 0
     report = (out / "report.md").read_text()
     assert "| rebalanced AuC |" in report and "grid.png" in report and "prior.png" in report
     recipe = re.search(r"`(experiments/pretrain/[^`]+\.yaml)`", report.splitlines()[2])
