@@ -21,9 +21,11 @@ CONFIG_NAME = "config.yaml"
 """The resolved config every command that writes a folder saves in it."""
 
 
-def command_parser(prog: str, description: str | None) -> ArgumentParser:
-    """A strict parser with ``--config`` (YAML, repeatable) and ``--print_config``."""
-    parser = ArgumentParser(prog=prog, description=description, exit_on_error=True)
+def command_parser(
+    prog: str, description: str | None, parser_class: type[ArgumentParser] = ArgumentParser
+) -> ArgumentParser:
+    """A strict ``parser_class`` with ``--config`` (YAML, repeatable) and ``--print_config``."""
+    parser = parser_class(prog=prog, description=description, exit_on_error=True)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML config (strict: unknown keys fail)")
     return parser
 
@@ -71,7 +73,7 @@ def save_config(parser: ArgumentParser, config: Namespace, folder: Path) -> Path
     """Write the resolved ``config`` to ``<folder>/config.yaml`` (atomically); returns the path."""
     clean = config.clone()
     clean.pop("config", None)
-    text = parser.dump(clean, skip_none=False)
+    text = parser.dump(clean, skip_unset=False)
     return write_atomic(Path(folder) / CONFIG_NAME, lambda tmp: tmp.write_text(text))
 
 

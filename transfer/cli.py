@@ -1,72 +1,81 @@
 """The ``selfsup-transfer`` command: evaluate an encoder and its baselines, write one report.
 
-Subcommands:
+Verbs:
 
 - ``linear``, ``knn``, ``finetune``: classification on ImageFolder splits;
 - ``detection``, ``segmentation``: Faster R-CNN and FCN heads on COCO-style or VOC data;
-- ``report RESULTS.json ... [--out FILE]``: one markdown document of several results;
-- ``export CHECKPOINT OUT``: a pretraining checkpoint's network as standalone weights.
+- ``report``: one markdown table of several results;
+- ``export``: a pretraining checkpoint's network as standalone weights.
 
-Evaluations read a strict YAML config (``--config``; an unknown key fails) with dotted overrides
-(``--encoder.checkpoint runs/x/last.ckpt``), print it with ``--print_config``, and run the encoder
-then each of ``baselines`` (``random``: the same architecture randomly initialised; ``supervised``:
-it trained from scratch on the labels, classification only) on the same data, writing
-``<out_dir>/<task>_<dataset>.{json,md,png}`` and logging them to wandb (offline without an API key).
+Every verb speaks the dialect of ``selfsup-color`` (:mod:`selfsup_color.command`): ``--config`` (strict
+YAML), dotted overrides (``--encoder.ckpt_path runs/x/last.ckpt``), ``--print_config``. Evaluations take
+the whole ``Trainer`` (``--trainer.*``, logger included) and ``--seed_everything`` as pretraining does, and
+one layout of sections: ``encoder``, ``data``, the task's own section, ``trainer``. They run the encoder then
+each of ``baselines`` (``random``: the same architecture randomly initialised; ``supervised``: it trained
+from scratch on the labels, classification only) on the same data, writing
+``<out_dir>/<task>_<dataset>.{json,md,png}`` and ``<out_dir>/config.yaml``, and log every run to one wandb
+group (offline without an API key).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from jsonargparse import Namespace
+from lightning.pytorch.cli import LightningArgumentParser
 
-from .common import LoggerConfig, TrainerConfig
+from selfsup_color.command import command_parser, first_paragraph, parse, run_function, save_config
+
 from .encoder import EncoderConfig
 from .report import Result, gather, write_report
+from .trainer import TrainerSpec, add_trainer_arguments, run_logger
 
 BASELINES = ("random", "supervised")
-TASKS = ("linear", "knn", "finetune", "detection", "segmentation")
+CLASSIFICATION = ("linear", "knn", "finetune")
+TASKS = (*CLASSIFICATION, "detection", "segmentation")
+RENAMED = {
+    "--encoder.checkpoint": "--encoder.ckpt_path",
+    "--trainer.seed": "--seed_everything",
+    "--device": "--trainer.accelerator",
+}
+"""Flags of the previous release, still accepted with a warning."""
 
 
-def _task_sections(task: str) -> dict[str, type]:
-    """The config sections of ``task`` besides the shared ones."""
-    if task in ("linear", "knn", "finetune"):
+def task_sections(task: str) -> dict[str, type]:
+    """The config sections of ``task`` besides ``encoder`` and ``trainer``: ``data`` first, then its own."""
+    if task in CLASSIFICATION:
         from .classification.data import ClassificationData
         from .classification.run import FinetuneConfig, KNNConfig, ProbeConfig
 
-        sections: dict[str, type] = {"data": ClassificationData}
-        sections.update({"linear": {"probe": ProbeConfig}, "knn": {"knn": KNNConfig}, "finetune": {}}[task])
-        if task != "knn":
-            sections["finetune"] = FinetuneConfig  # also trains the supervised baseline
-        return sections
+        own: dict[str, type] = {"linear": {"probe": ProbeConfig}, "knn": {"knn": KNNConfig}, "finetune": {}}[
+            task
+        ]
+        return {"data": ClassificationData, **own, "finetune": FinetuneConfig}  # finetune: the supervised arm
     if task == "detection":
-        from .detection.run import DetectionConfig
+        from .detection.run import DetectionConfig, DetectionDataConfig
 
-        return {"detection": DetectionConfig}
-    from .segmentation.run import SegmentationConfig
+        return {"data": DetectionDataConfig, "detection": DetectionConfig}
+    from .segmentation.run import SegmentationConfig, SegmentationDataConfig
 
-    return {"segmentation": SegmentationConfig}
+    return {"data": SegmentationDataConfig, "segmentation": SegmentationConfig}
 
 
-def build_parser(task: str) -> ArgumentParser:
-    """The strict parser of one evaluation subcommand."""
-    parser = ArgumentParser(prog=f"selfsup-transfer {task}", description=f"{task} evaluation of an encoder")
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML config (strict)")
+def build_parser(task: str) -> LightningArgumentParser:
+    """The strict parser of one evaluation verb."""
+    parser = command_parser(
+        f"selfsup-transfer {task}", f"{task} evaluation of an encoder", LightningArgumentParser
+    )
     parser.add_class_arguments(EncoderConfig, "encoder")
     parser.add_argument("--baselines", type=list[str], default=["random"], help=f"any of {BASELINES}")
     parser.add_argument("--dataset", type=str, required=True, help="the data's name, for tables")
-    parser.add_argument("--out_dir", type=Path, required=True, help="where results and logs go")
-    parser.add_argument(
-        "--device", type=str, default="cpu", help="device of single-process evaluations (knn)"
-    )
-    for name, cls in _task_sections(task).items():
+    parser.add_argument("--out_dir", type=Path, required=True, help="where results, config and logs go")
+    for name, cls in task_sections(task).items():
         parser.add_class_arguments(cls, name)
-    parser.add_class_arguments(TrainerConfig, "trainer")
-    parser.add_class_arguments(LoggerConfig, "logger")
+    add_trainer_arguments(parser)
     return parser
 
 
@@ -75,24 +84,23 @@ def baseline_encoder(encoder: EncoderConfig) -> EncoderConfig:
     return replace(encoder, init="random")
 
 
-def evaluate(task: str, config: Namespace) -> list[Result]:
+def evaluate(task: str, config: Namespace, trainer: TrainerSpec) -> list[Result]:
     """Run ``task`` for the encoder and each baseline; rows in that order."""
     unknown = sorted(set(config.baselines) - set(BASELINES))
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; valid: {BASELINES}")
-    if "supervised" in config.baselines and task not in ("linear", "knn", "finetune"):
+    if "supervised" in config.baselines and task not in CLASSIFICATION:
         raise ValueError("the supervised baseline needs labels for classification: linear, knn or finetune")
-    run = _runner(task, config)
+    run = _runner(task, config, trainer)
     results = [run(config.encoder, "")]
     if "random" in config.baselines:
         results.append(run(baseline_encoder(config.encoder), "random"))
     if "supervised" in config.baselines:
-        from .classification.run import FinetuneConfig, train_supervised
+        from .classification.run import train_supervised
 
-        finetune = getattr(config, "finetune", None) or FinetuneConfig()
         folder = config.out_dir / "supervised"
         trained, weights = train_supervised(
-            config.encoder, config.data, finetune, config.trainer, config.logger, folder, config.dataset
+            config.encoder, config.data, config.finetune, trainer, folder, config.dataset
         )
         row = run(weights, "supervised")
         row.encoder = trained.encoder
@@ -100,7 +108,7 @@ def evaluate(task: str, config: Namespace) -> list[Result]:
     return results
 
 
-def _runner(task: str, config: Namespace) -> Callable[[EncoderConfig, str], Result]:
+def _runner(task: str, config: Namespace, trainer: TrainerSpec) -> Callable[[EncoderConfig, str], Result]:
     """A function (encoder, sub-folder) -> Result for ``task``."""
 
     def out(sub: str) -> Path:
@@ -109,48 +117,39 @@ def _runner(task: str, config: Namespace) -> Callable[[EncoderConfig, str], Resu
     if task == "linear":
         from .classification.run import run_linear
 
-        return lambda enc, sub: run_linear(
-            enc, config.data, config.probe, config.trainer, config.logger, out(sub), config.dataset
-        )
+        return lambda enc, sub: run_linear(enc, config.data, config.probe, trainer, out(sub), config.dataset)
     if task == "knn":
         from .classification.run import run_knn
 
-        return lambda enc, sub: run_knn(enc, config.data, config.knn, config.device, config.dataset)
+        return lambda enc, sub: run_knn(enc, config.data, config.knn, trainer.device(), config.dataset)
     if task == "finetune":
         from .classification.run import run_finetune
 
         return lambda enc, sub: run_finetune(
-            enc, config.data, config.finetune, config.trainer, config.logger, out(sub), config.dataset
+            enc, config.data, config.finetune, trainer, out(sub), config.dataset
         )[0]
     if task == "detection":
         from .detection.run import run_detection
 
         return lambda enc, sub: run_detection(
-            enc, config.detection, config.trainer, config.logger, out(sub), config.dataset
+            enc, config.data, config.detection, trainer, out(sub), config.dataset
         )
     from .segmentation.run import run_segmentation
 
     return lambda enc, sub: run_segmentation(
-        enc, config.segmentation, config.trainer, config.logger, out(sub), config.dataset
+        enc, config.data, config.segmentation, trainer, out(sub), config.dataset
     )
 
 
-def is_global_zero() -> bool:
-    import os
+def publish(results: list[Result], config: Namespace, task: str, trainer: TrainerSpec) -> dict[str, Path]:
+    """Write the report files and log them (chart, table, scores) to the command's wandb group."""
+    from lightning.pytorch.loggers import WandbLogger
 
-    return (
-        int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
-        and int(os.environ.get("NODE_RANK", "0")) == 0
-    )
-
-
-def publish(results: list[Result], config: Namespace, task: str) -> dict[str, Path]:
-    """Write the report files and log them (chart, table, scores) to one wandb run."""
     paths = write_report(results, config.out_dir, f"{task}_{config.dataset}")
-    if config.logger.enabled:
-        from .common import make_logger
-
-        logger = make_logger(config.logger, config.out_dir, f"{task}-{config.dataset}-report")
+    logger = run_logger(
+        trainer.options.get("logger"), config.out_dir, f"{task}-{config.dataset}-report", trainer.group
+    )
+    if isinstance(logger, WandbLogger):
         rows = [
             [r.encoder, layer, metric, value]
             for r in results
@@ -163,66 +162,96 @@ def publish(results: list[Result], config: Namespace, task: str) -> dict[str, Pa
     return paths
 
 
+def is_global_zero() -> bool:
+    import os
+
+    return (
+        int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+        and int(os.environ.get("NODE_RANK", "0")) == 0
+    )
+
+
 def run_task(task: str, argv: list[str]) -> int:
+    """Parse, save the resolved config, evaluate every encoder, write and log the report."""
     parser = build_parser(task)
-    config = parser.instantiate(parser.parse_args(argv))
-    results = evaluate(task, config)
+    raw = parse(parser, argv, RENAMED)
+    group = f"{task}-{raw.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    trainer = TrainerSpec.from_config(raw, group)
+    sections = raw.clone()
+    sections.pop("trainer")
+    config = parser.instantiate_classes(sections)
     if is_global_zero():
-        paths = publish(results, config, task)
+        save_config(parser, raw, config.out_dir)
+    results = evaluate(task, config, trainer)
+    if is_global_zero():
+        paths = publish(results, config, task, trainer)
         print(paths["md"].read_text())
         print(f"wrote {paths['json']}, {paths['md']}, {paths['png']}")
     return 0
 
 
-def run_report(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="selfsup-transfer report", description="gather results into one table"
-    )
-    parser.add_argument("results", type=Path, nargs="+", help="JSON files written by evaluations")
-    parser.add_argument("--out", type=Path, default=None, help="markdown file (default: print)")
-    args = parser.parse_args(argv)
-    text = gather(args.results)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-        print(f"wrote {args.out}")
+def report(results: list[Path], out: Path | None = None) -> int:
+    """Gather result JSONs written by evaluations into one markdown table.
+
+    Args:
+        results: JSON files written by evaluations.
+        out: markdown file (default: print).
+    """
+    text = gather(results)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"wrote {out}")
     else:
         print(text)
     return 0
 
 
-def run_export(argv: list[str]) -> int:
+def export(ckpt_path: Path, out: Path) -> int:
+    """Export a pretraining checkpoint's network as standalone encoder weights.
+
+    Args:
+        ckpt_path: a pretraining checkpoint (.ckpt).
+        out: the weights file to write (.pt).
+    """
     from .encoder import export_encoder
 
-    parser = argparse.ArgumentParser(
-        prog="selfsup-transfer export", description="export a checkpoint's network"
-    )
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("out", type=Path)
-    args = parser.parse_args(argv)
-    print(f"wrote {export_encoder(args.checkpoint, args.out)}")
+    print(f"wrote {export_encoder(ckpt_path, out)}")
     return 0
 
 
-USAGE = (
-    f"usage: selfsup-transfer {{{','.join((*TASKS, 'report', 'export'))}}} [options]  (--help per command)"
-)
+def usage() -> str:
+    lines = [
+        __doc__.strip(),
+        "",
+        "usage: selfsup-transfer VERB [--config FILE] [--print_config] [options]",
+        "",
+    ]
+    lines += [f"  {task:<13} {task} evaluation of an encoder" for task in TASKS]
+    lines += [
+        f"  {verb:<13} {first_paragraph(fn.__doc__)}" for verb, fn in (("report", report), ("export", export))
+    ]
+    lines += ["", "`selfsup-transfer VERB --help` lists a verb's options."]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
-        print(__doc__)
-        print(USAGE)
+        print(usage())
         return 0 if args else 2
-    command, rest = args[0], args[1:]
-    if command in TASKS:
-        return run_task(command, rest)
-    if command == "report":
-        return run_report(rest)
-    if command == "export":
-        return run_export(rest)
-    print(f"selfsup-transfer: unknown command {command!r}\n{USAGE}", file=sys.stderr)
+    verb, rest = args[0], args[1:]
+    if verb in TASKS:
+        return run_task(verb, rest)
+    if verb == "report":
+        return run_function("selfsup-transfer report", report, rest, "results", config_dir=None)
+    if verb == "export":
+        if len(rest) == 2 and not any(a.startswith("-") for a in rest):  # the previous release's form
+            rest = ["--ckpt", rest[0], "--out", rest[1]]
+        return run_function(
+            "selfsup-transfer export", export, rest, renamed={"--ckpt": "--ckpt_path"}, config_dir=None
+        )
+    print(f"selfsup-transfer: unknown verb {verb!r}\n\n{usage()}", file=sys.stderr)
     return 2
 
 

@@ -2,7 +2,7 @@
 
 Sources (:class:`EncoderConfig`):
 
-- ``checkpoint``: a pretraining checkpoint (Lightning ``.ckpt`` written by ``selfsup-color fit``) or
+- ``ckpt_path``: a pretraining checkpoint (Lightning ``.ckpt`` written by ``selfsup-color fit``) or
   exported weights (:func:`export_encoder`). Loading is strict: every key and shape of the network
   must match, or a :class:`~selfsup_color.checkpoints.KeyReport` names what is missing, unexpected
   or of another shape. Files are read with ``torch.load(weights_only=True)``.
@@ -40,7 +40,7 @@ class EncoderConfig:
     """Which encoder to evaluate.
 
     Args:
-        checkpoint: pretraining ``.ckpt`` or exported ``.pt`` weights; None with ``init="random"``.
+        ckpt_path: pretraining ``.ckpt`` or exported ``.pt`` weights; None with ``init="random"``.
         init: ``"pretrained"`` (load the checkpoint's weights) or ``"random"`` (same architecture,
             new random weights: the baseline).
         arch, arch_options: the architecture when there is no checkpoint (``build_model`` names).
@@ -48,7 +48,7 @@ class EncoderConfig:
         seed: seeds the random initialisation.
     """
 
-    checkpoint: str | None = None
+    ckpt_path: str | None = None
     init: Literal["pretrained", "random"] = "pretrained"
     arch: str | None = None
     arch_options: dict[str, Any] = field(default_factory=dict)
@@ -57,17 +57,17 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         if self.init not in ("pretrained", "random"):
             raise ValueError(f"encoder.init must be 'pretrained' or 'random', got {self.init!r}")
-        if self.init == "pretrained" and not self.checkpoint:
-            raise ValueError("encoder.init='pretrained' needs encoder.checkpoint (a .ckpt or exported .pt)")
-        if not self.checkpoint and not self.arch:
+        if self.init == "pretrained" and not self.ckpt_path:
+            raise ValueError("encoder.init='pretrained' needs encoder.ckpt_path (a .ckpt or exported .pt)")
+        if not self.ckpt_path and not self.arch:
             raise ValueError("a random encoder without a checkpoint needs encoder.arch (e.g. 'eccv16')")
 
     @property
     def label(self) -> str:
         """A short name for tables: ``run/last.ckpt`` (or the file's name), or ``random init (...)``."""
         if self.init == "random":
-            return f"random init ({self.arch or checkpoint_name(str(self.checkpoint)) + ' architecture'})"
-        return checkpoint_name(str(self.checkpoint))
+            return f"random init ({self.arch or checkpoint_name(str(self.ckpt_path)) + ' architecture'})"
+        return checkpoint_name(str(self.ckpt_path))
 
 
 def checkpoint_name(path: str) -> str:
@@ -123,7 +123,7 @@ def read_weights(path: str | Path) -> LoadedWeights:
 
 def load_network(config: EncoderConfig) -> tuple[ColorizationNet, KeyReport | None]:
     """The configured network and, when weights were loaded, their (clean) key report."""
-    weights = read_weights(config.checkpoint) if config.checkpoint else None
+    weights = read_weights(config.ckpt_path) if config.ckpt_path else None
     arch = weights.arch if weights else str(config.arch)
     options = dict(weights.arch_options) if weights else dict(config.arch_options)
     if (

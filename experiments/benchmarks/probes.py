@@ -34,8 +34,9 @@ from torch.utils.data import DataLoader, Dataset
 from experiments.benchmarks.common import describe_machine, photo_crops
 from transfer.classification.data import ClassificationData
 from transfer.classification.probes import LinearProbes, pool_sizes, tap_shapes
-from transfer.common import OptimConfig, TrainerConfig, make_trainer
+from transfer.common import OptimConfig
 from transfer.encoder import EncoderConfig, build_encoder
+from transfer.trainer import TrainerSpec
 
 
 class Batches(Dataset):
@@ -58,12 +59,8 @@ def fit_seconds(taps: list[str], args: argparse.Namespace, data: Batches | None,
     probes = LinearProbes(
         encoder, pool_sizes(shapes), {t: s[0] for t, s in shapes.items()}, 10, OptimConfig(lr=0.01)
     )
-    trainer = make_trainer(
-        TrainerConfig(max_epochs=args.epochs, accelerator="cpu", extra={"enable_progress_bar": False}),
-        out,
-        logger=False,
-        num_sanity_val_steps=0,
-    )
+    options = {"max_epochs": args.epochs, "accelerator": "cpu", "enable_progress_bar": False, "logger": False}
+    trainer = TrainerSpec(options).build(out, "probes", num_sanity_val_steps=0)
     if data is None:
         resize = args.crop + args.crop // 8
         folder = ClassificationData(
@@ -80,7 +77,7 @@ def fit_seconds(taps: list[str], args: argparse.Namespace, data: Batches | None,
 def cli_seconds(taps: list[str], args: argparse.Namespace, out: Path) -> float:
     """Wall time of one ``selfsup-transfer linear`` process on ``args.recipe`` probing ``taps``."""
     encoder = (
-        ["--encoder.checkpoint", args.checkpoint]
+        ["--encoder.ckpt_path", args.checkpoint]
         if args.checkpoint
         else ["--encoder.init", "random", "--encoder.arch", args.arch,
               "--encoder.arch_options", json.dumps(args.options)]

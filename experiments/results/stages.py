@@ -152,11 +152,11 @@ def pretrain_stage(root: Path, arm: Arm, seed: int) -> PretrainStage:
 
 def encoder_args(root: Path, arm: Arm, seed: int) -> tuple[str, ...]:
     """``selfsup-transfer`` arguments naming the encoder of ``arm`` at ``seed`` (and seeding the run)."""
-    seeded = ("--trainer.seed", str(seed))
+    seeded = ("--seed_everything", str(seed))
     if arm.pretext:
-        return ("--encoder.checkpoint", str(pretrain_checkpoint(root, arm.name, seed)), *seeded)
+        return ("--encoder.ckpt_path", str(pretrain_checkpoint(root, arm.name, seed)), *seeded)
     if arm is SUPERVISED:
-        return ("--encoder.checkpoint", str(supervised_weights(root)), *seeded)
+        return ("--encoder.ckpt_path", str(supervised_weights(root)), *seeded)
     model = read_recipe()["model"]
     options = ", ".join(f"{k}: {v}" for k, v in model.get("arch_options", {}).items())
     return (
@@ -188,7 +188,7 @@ def transfer_stage(
         f"--baselines={baselines}",
     )
     if kind in ("detection", "segmentation"):
-        command += (f"--{kind}.data.split_file", str(SPLITS / f"coco128_{kind}.json"))
+        command += ("--data.split_file", str(SPLITS / f"coco128_{kind}.json"))
     return Stage(f"{kind}/{arm.name}/seed{seed}", command, folder / output, data)
 
 

@@ -81,12 +81,12 @@ def test_transfer_commands_parse_strictly(name: str, tmp_path: Path, monkeypatch
     assert stage.command[0] == "selfsup-transfer"
     config = build_parser(stage.command[1]).parse_args(list(stage.command[2:]))
     seed = int(name.rsplit("seed", 1)[1])
-    assert config.trainer.seed == seed and str(config.out_dir) == str(stage.output.parent)
+    assert config.seed_everything == seed and str(config.out_dir) == str(stage.output.parent)
     if "/random/" in name:
         assert config.encoder.init == "random" and config.encoder.seed == seed
         assert config.encoder.arch == "eccv16" and config.encoder.arch_options == {"width": 0.25}
     else:
-        assert config.encoder.checkpoint and config.encoder.init == "pretrained"
+        assert config.encoder.ckpt_path and config.encoder.init == "pretrained"
     assert config.baselines == (["supervised"] if name == "linear/random/seed0" else [])
 
 

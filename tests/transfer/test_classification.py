@@ -196,7 +196,7 @@ def cli_config(folders: tuple[Path, Path], out: Path, **extra: object) -> dict:
         "data": {"train": str(folders[0]), "val": str(folders[1]), "resize": 36, "crop": 32, "batch_size": 8,
                  "num_workers": 0},
         "trainer": {"max_epochs": 2, "accelerator": "cpu", "log_every_n_steps": 1,
-                    "extra": {"enable_progress_bar": False}},
+                    "enable_progress_bar": False},
         **extra,
     }  # fmt: skip
 
@@ -221,12 +221,21 @@ def test_linear_cli_writes_report_and_wandb_offline_run(
     assert (out / "linear_shades.png").stat().st_size > 1000
     runs = sorted((out / "wandb").glob("offline-run-*"))
     assert runs, "the report's wandb run"
-    kinds = set(finished_run_records(next(runs[-1].glob("run-*.wandb"))))
-    assert "history" in kinds and "exit" in kinds
+    report = finished_run_records(next(runs[-1].glob("run-*.wandb")))
+    assert "history" in report and "exit" in report
     probe_runs = list((out / "encoder" / "wandb").glob("offline-run-*"))
-    history = finished_run_records(next(probe_runs[0].glob("run-*.wandb")))["history"]
-    logged = {item.key or "/".join(item.nested_key) for r in history for item in r.history.item}
+    probe = finished_run_records(next(probe_runs[0].glob("run-*.wandb")))
+    logged = {item.key or "/".join(item.nested_key) for r in probe["history"] for item in r.history.item}
     assert {"val/conv1/top1", "val/conv7/top5", "train/loss/conv3"} <= logged
+    baseline_runs = list((out / "random" / "wandb").glob("offline-run-*"))
+    baseline = finished_run_records(next(baseline_runs[0].glob("run-*.wandb")))
+    names = [r["run"][0].run.display_name for r in (probe, baseline, report)]
+    assert names == ["linear-random init (eccv16)"] * 2 + ["linear-shades-report"]
+    groups = {r["run"][0].run.run_group for r in (probe, baseline, report)}
+    assert len(groups) == 1 and groups.pop().startswith("linear-shades-")  # one group per command
+    saved = yaml.safe_load((out / "config.yaml").read_text())  # the resolved config, replayable
+    assert saved["trainer"]["max_epochs"] == 2 and saved["seed_everything"] == 0
+    assert saved["probe"]["optim"]["lr"] == 0.05 and saved["encoder"]["seed"] == 1
 
 
 def test_cli_is_strict_and_report_gathers(folders: tuple[Path, Path], tmp_path: Path, capsys) -> None:
@@ -272,7 +281,7 @@ def test_finetune_and_supervised_baseline(folders: tuple[Path, Path], tmp_path: 
 
 def test_supervised_budget_in_steps_on_every_train_image(folders: tuple[Path, Path], tmp_path: Path) -> None:
     from transfer.classification.run import FinetuneConfig, run_finetune
-    from transfer.common import LoggerConfig, TrainerConfig
+    from transfer.trainer import TrainerSpec
 
     data = ClassificationData(
         str(folders[0]), str(folders[1]), resize=36, crop=32, batch_size=8, num_workers=0, max_train_images=6
@@ -280,15 +289,15 @@ def test_supervised_budget_in_steps_on_every_train_image(folders: tuple[Path, Pa
     budget = FinetuneConfig(
         max_steps=5, batch_size=4, train_images="all", pool_dims=200, gradient_clip_val=0.5
     )
-    trainer = TrainerConfig(max_epochs=1, accelerator="cpu", extra={"enable_progress_bar": False})
-    _, module = run_finetune(RANDOM, data, budget, trainer, LoggerConfig(enabled=False), tmp_path, "shades")
+    trainer = TrainerSpec(
+        {"max_epochs": 1, "accelerator": "cpu", "enable_progress_bar": False, "logger": False}
+    )
+    _, module = run_finetune(RANDOM, data, budget, trainer, tmp_path, "shades")
     assert module.trainer.global_step == 5  # by steps, past the one configured epoch of 6 batches
     assert module.trainer.num_training_batches == 6  # all 3 x 8 images in batches of 4, not the 6 probed
     assert module.trainer.gradient_clip_val == 0.5  # this training's clipping, not the trainer section's
     same = FinetuneConfig(max_epochs=1, pool_dims=200)
-    _, module = run_finetune(
-        RANDOM, data, same, trainer, LoggerConfig(enabled=False), tmp_path / "b", "shades"
-    )
+    _, module = run_finetune(RANDOM, data, same, trainer, tmp_path / "b", "shades")
     assert module.trainer.num_training_batches == 1 and module.trainer.global_step == 1
     assert module.trainer.gradient_clip_val is None
     with pytest.raises(ValueError, match=r"finetune\.gradient_clip_val"):

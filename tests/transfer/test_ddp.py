@@ -33,7 +33,6 @@ def test_two_ranks_count_every_image_once_and_train(tmp_path: Path) -> None:
         "data": {"train": str(train), "val": str(val), "resize": 32, "crop": 32, "batch_size": 4,
                  "num_workers": 0},
         "probe": {"pool_dims": 300, "cache": "disk", "optim": {"lr": 0.05}},
-        "logger": {"enabled": False},
     }  # fmt: skip
     scores = {}
     for name, trainer in {
@@ -41,7 +40,7 @@ def test_two_ranks_count_every_image_once_and_train(tmp_path: Path) -> None:
         "ddp": {"max_epochs": 0, "accelerator": "cpu", "devices": 2, "strategy": "ddp"},
         "ddp_train": {"max_epochs": 2, "accelerator": "cpu", "devices": 2, "strategy": "ddp"},
     }.items():
-        config = {**base, "out_dir": str(tmp_path / name), "trainer": trainer}
+        config = {**base, "out_dir": str(tmp_path / name), "trainer": {**trainer, "logger": False}}
         if name == "single":
             (tmp_path / "single.yaml").write_text(yaml.safe_dump(config))
             assert main(["linear", "--config", str(tmp_path / "single.yaml")]) == 0

@@ -45,7 +45,7 @@ def trained(tmp_path: Path) -> tuple[torch.nn.Module, Path]:
 
 def test_pretrained_weights_are_loaded_exactly(trained: tuple[torch.nn.Module, Path]) -> None:
     net, path = trained
-    loaded, report = load_network(EncoderConfig(checkpoint=str(path)))
+    loaded, report = load_network(EncoderConfig(ckpt_path=str(path)))
     assert report is not None and report.ok
     for name, value in net.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
@@ -54,7 +54,7 @@ def test_pretrained_weights_are_loaded_exactly(trained: tuple[torch.nn.Module, P
 def test_exported_weights_round_trip(trained: tuple[torch.nn.Module, Path], tmp_path: Path) -> None:
     net, path = trained
     exported = export_encoder(path, tmp_path / "enc.pt")
-    loaded, _ = load_network(EncoderConfig(checkpoint=str(exported)))
+    loaded, _ = load_network(EncoderConfig(ckpt_path=str(exported)))
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in net.state_dict().items())
     assert "prior_probs" not in torch.load(exported, weights_only=True)["state_dict"]
 
@@ -63,13 +63,13 @@ def test_random_baseline_has_the_architecture_but_not_the_weights(
     trained: tuple[torch.nn.Module, Path],
 ) -> None:
     net, path = trained
-    random, report = load_network(EncoderConfig(checkpoint=str(path), init="random"))
+    random, report = load_network(EncoderConfig(ckpt_path=str(path), init="random"))
     assert report is None and type(random) is type(net)
     assert {k: v.shape for k, v in random.state_dict().items()} == {
         k: v.shape for k, v in net.state_dict().items()
     }
     assert not torch.equal(random.state_dict()["conv1.0.weight"], net.state_dict()["conv1.0.weight"])
-    again, _ = load_network(EncoderConfig(checkpoint=str(path), init="random"))
+    again, _ = load_network(EncoderConfig(ckpt_path=str(path), init="random"))
     assert torch.equal(again.state_dict()["conv1.0.weight"], random.state_dict()["conv1.0.weight"])  # seeded
 
 
@@ -80,10 +80,10 @@ def test_an_l2_regression_checkpoint_loads_with_its_two_output_head(tmp_path: Pa
     path = tmp_path / "l2.ckpt"
     state = {k: v for k, v in module.state_dict().items() if k.startswith("net.")}
     torch.save({"state_dict": state, "hyper_parameters": dict(module.hparams), "global_step": 1}, path)
-    loaded, report = load_network(EncoderConfig(checkpoint=str(path)))
+    loaded, report = load_network(EncoderConfig(ckpt_path=str(path)))
     assert report is not None and report.ok
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in module.net.state_dict().items())
-    random, _ = load_network(EncoderConfig(checkpoint=str(path), init="random"))
+    random, _ = load_network(EncoderConfig(ckpt_path=str(path), init="random"))
     assert random.state_dict().keys() == module.net.state_dict().keys()
 
 
@@ -91,7 +91,7 @@ def test_wrong_checkpoints_are_refused_with_a_key_report(tmp_path: Path) -> None
     other = build_model("eccv16", width=0.25)  # same keys, other shapes
     wrong_shape = lightning_checkpoint(tmp_path / "w.ckpt", other, options=OPTIONS)
     with pytest.raises(KeyError, match="shape mismatch"):
-        load_network(EncoderConfig(checkpoint=str(wrong_shape)))
+        load_network(EncoderConfig(ckpt_path=str(wrong_shape)))
     state = {f"net.{k}": v for k, v in build_model("eccv16", **OPTIONS).state_dict().items()}
     state.pop("net.conv1.0.weight")
     state["net.extra.weight"] = torch.zeros(1)
@@ -100,15 +100,15 @@ def test_wrong_checkpoints_are_refused_with_a_key_report(tmp_path: Path) -> None
         tmp_path / "k.ckpt",
     )
     with pytest.raises(KeyError, match=r"missing: conv1\.0\.weight.*unexpected: extra\.weight"):
-        load_network(EncoderConfig(checkpoint=str(tmp_path / "k.ckpt")))
+        load_network(EncoderConfig(ckpt_path=str(tmp_path / "k.ckpt")))
     torch.save({"state_dict": {}, "hyper_parameters": {"lr": 1}}, tmp_path / "not_ours.ckpt")
     with pytest.raises(ValueError, match="not a selfsup-color pretraining checkpoint"):
-        load_network(EncoderConfig(checkpoint=str(tmp_path / "not_ours.ckpt")))
+        load_network(EncoderConfig(ckpt_path=str(tmp_path / "not_ours.ckpt")))
     (tmp_path / "junk.ckpt").write_text("junk")
     with pytest.raises(ValueError, match="cannot read"):
-        load_network(EncoderConfig(checkpoint=str(tmp_path / "junk.ckpt")))
+        load_network(EncoderConfig(ckpt_path=str(tmp_path / "junk.ckpt")))
     with pytest.raises(FileNotFoundError, match=r"missing\.ckpt"):
-        load_network(EncoderConfig(checkpoint=str(tmp_path / "missing.ckpt")))
+        load_network(EncoderConfig(ckpt_path=str(tmp_path / "missing.ckpt")))
 
 
 def test_unsafe_pickles_are_not_loaded(tmp_path: Path) -> None:
@@ -120,16 +120,16 @@ def test_unsafe_pickles_are_not_loaded(tmp_path: Path) -> None:
 
     (tmp_path / "evil.ckpt").write_bytes(pickle.dumps({"state_dict": Evil()}))
     with pytest.raises(ValueError, match="cannot read"):
-        load_network(EncoderConfig(checkpoint=str(tmp_path / "evil.ckpt")))
+        load_network(EncoderConfig(ckpt_path=str(tmp_path / "evil.ckpt")))
 
 
 def test_config_errors() -> None:
-    with pytest.raises(ValueError, match=r"needs encoder\.checkpoint"):
+    with pytest.raises(ValueError, match=r"needs encoder\.ckpt_path"):
         EncoderConfig()
     with pytest.raises(ValueError, match=r"needs encoder\.arch"):
         EncoderConfig(init="random")
     with pytest.raises(ValueError, match="init must be"):
-        EncoderConfig(checkpoint="x", init="imagenet")  # type: ignore[arg-type]
+        EncoderConfig(ckpt_path="x", init="imagenet")  # type: ignore[arg-type]
 
 
 def test_the_encoder_sees_lightness_only() -> None:
@@ -147,7 +147,7 @@ def test_the_encoder_sees_lightness_only() -> None:
 
 def test_freezing_up_to_a_tap(trained: tuple[torch.nn.Module, Path]) -> None:
     _, path = trained
-    net, _ = load_network(EncoderConfig(checkpoint=str(path)))
+    net, _ = load_network(EncoderConfig(ckpt_path=str(path)))
     up_to_conv2 = parameters_up_to(net, "conv2")
     assert up_to_conv2 == {n for n, _ in net.named_parameters() if n.startswith(("conv1.", "conv2."))}
     encoder = LightnessEncoder(net, freeze_at="conv2")
@@ -173,7 +173,7 @@ def test_freezing_up_to_a_tap(trained: tuple[torch.nn.Module, Path]) -> None:
 def test_save_weights_names_its_architecture(tmp_path: Path) -> None:
     net = build_model("eccv16", **OPTIONS)
     path = save_weights(net, "eccv16", OPTIONS, tmp_path / "w.pt", source="test")
-    loaded, report = load_network(EncoderConfig(checkpoint=str(path)))
+    loaded, report = load_network(EncoderConfig(ckpt_path=str(path)))
     assert report is not None and report.ok and loaded.width == OPTIONS["width"]
 
 
@@ -196,8 +196,8 @@ def test_frozen_parts_keep_their_batchnorm_statistics(freeze_at: str) -> None:
 
 
 def test_table_labels_name_the_run() -> None:
-    assert EncoderConfig(checkpoint="runs/cifar10_cpu/checkpoints/last.ckpt").label == "cifar10_cpu/last.ckpt"
-    assert EncoderConfig(checkpoint="weights/enc.pt").label == "enc.pt"
-    random = EncoderConfig(checkpoint="runs/x/checkpoints/last.ckpt", init="random")
+    assert EncoderConfig(ckpt_path="runs/cifar10_cpu/checkpoints/last.ckpt").label == "cifar10_cpu/last.ckpt"
+    assert EncoderConfig(ckpt_path="weights/enc.pt").label == "enc.pt"
+    random = EncoderConfig(ckpt_path="runs/x/checkpoints/last.ckpt", init="random")
     assert random.label == "random init (x/last.ckpt architecture)"
     assert EncoderConfig(init="random", arch="eccv16").label == "random init (eccv16)"

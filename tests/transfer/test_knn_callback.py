@@ -44,7 +44,7 @@ def test_callback_logs_knn_accuracy_during_pretraining(tmp_path: Path) -> None:
     weights = save_weights(net, "eccv16", {"width": 0.0625}, tmp_path / "w.pt")
     data = ClassificationData(str(labelled), None, 0.25, 32, 32, 256, 0, 5000, 1000)
     command = run_knn(
-        EncoderConfig(checkpoint=str(weights)), data, KNNConfig(pool_dims=300, k=3), "cpu", "shades"
+        EncoderConfig(ckpt_path=str(weights)), data, KNNConfig(pool_dims=300, k=3), "cpu", "shades"
     )
     direct = callback.evaluate(net)
     for tap, values in command.metrics.items():

@@ -12,9 +12,10 @@ from typing import Any, Literal
 
 import torch
 
-from ..common import LoggerConfig, OptimConfig, TrainerConfig, check_positive, make_logger, make_trainer
+from ..common import OptimConfig, check_positive
 from ..encoder import EncoderConfig, LightnessEncoder, build_encoder, read_weights, save_weights
 from ..report import Result
+from ..trainer import TrainerSpec
 from .cache import CACHE_MODES, CacheMode, cached_loader, extract_features, resolve_mode, shard
 from .data import ClassificationData, LabelledFiles
 from .finetune import FineTune
@@ -121,18 +122,16 @@ def run_linear(
     encoder: EncoderConfig,
     data: ClassificationData,
     probe: ProbeConfig,
-    trainer: TrainerConfig,
-    logger: LoggerConfig,
+    trainer: TrainerSpec,
     out_dir: Path,
     dataset: str,
 ) -> Result:
     """Train one linear probe per tap in one pass over a frozen encoder; top-1/top-5 per tap at the end."""
     train_files, val_files = data.splits()
     # Every rank reads its own shard (``files[rank::world]``), cached or not: no sampler padding.
-    run = make_trainer(
-        trainer, out_dir, make_logger(logger, out_dir, f"linear-{encoder.label}"),
-        use_distributed_sampler=False, num_sanity_val_steps=0,
-    )  # fmt: skip
+    run = trainer.build(
+        out_dir, f"linear-{encoder.label}", use_distributed_sampler=False, num_sanity_val_steps=0
+    )
     train_files = shard(train_files, run.global_rank, run.world_size, equal=True)
     val_files = shard(val_files, run.global_rank, run.world_size)
     net = _device_encoder(encoder, "all", run)
@@ -159,7 +158,9 @@ def run_linear(
         val_loader = cached_loader(stores["val"], data.batch_size, shuffle=False)
     run.fit(module, train_dataloaders=train_loader)
     metrics = run.validate(module, dataloaders=val_loader, verbose=False)[0]
-    settings = _settings(encoder=encoder, data=data, probe=probe, trainer=trainer, cache=cache, pool=sizes)
+    settings = _settings(
+        encoder=encoder, data=data, probe=probe, trainer=trainer.settings(), cache=cache, pool=sizes
+    )
     return _result("linear", dataset, encoder.label, metrics, settings)
 
 
@@ -201,8 +202,7 @@ def run_finetune(
     encoder: EncoderConfig,
     data: ClassificationData,
     finetune: FinetuneConfig,
-    trainer: TrainerConfig,
-    logger: LoggerConfig,
+    trainer: TrainerSpec,
     out_dir: Path,
     dataset: str,
     task: str = "finetune",
@@ -211,15 +211,14 @@ def run_finetune(
     data = finetune.data_for(data)
     train_files, val_files = data.splits()
     name = f"{task}-{encoder.label}"
-    logs = make_logger(logger, out_dir, name)
-    run = make_trainer(trainer, out_dir, logs, num_sanity_val_steps=0, **finetune.trainer_overrides())
+    run = trainer.build(out_dir, name, num_sanity_val_steps=0, **finetune.trainer_overrides())
     net = build_encoder(encoder, finetune.freeze_at)
     tap = finetune.tap or net.tap_names[-1]
     size = pool_sizes(tap_shapes(net, [tap], data.crop), finetune.pool_dims)[tap]
     module = FineTune(net, tap, size, len(train_files.classes), finetune.optim)
     run.fit(module, train_dataloaders=data.loader(train_files, train=True))
     metrics = run.validate(module, dataloaders=data.loader(val_files, train=False), verbose=False)[0]
-    settings = _settings(encoder=encoder, data=data, finetune=finetune, trainer=trainer)
+    settings = _settings(encoder=encoder, data=data, finetune=finetune, trainer=trainer.settings())
     return _result(task, dataset, encoder.label, metrics, settings), module
 
 
@@ -227,8 +226,7 @@ def train_supervised(
     arch_source: EncoderConfig,
     data: ClassificationData,
     finetune: FinetuneConfig,
-    trainer: TrainerConfig,
-    logger: LoggerConfig,
+    trainer: TrainerSpec,
     out_dir: Path,
     dataset: str,
 ) -> tuple[Result, EncoderConfig]:
@@ -238,14 +236,14 @@ def train_supervised(
     under ``out_dir``), to be probed like any other encoder.
     """
     scratch = EncoderConfig(
-        checkpoint=arch_source.checkpoint,
+        ckpt_path=arch_source.ckpt_path,
         init="random",
         arch=arch_source.arch,
         arch_options=arch_source.arch_options,
         seed=arch_source.seed,
     )
     plain = replace(finetune, freeze_at=None)
-    result, module = run_finetune(scratch, data, plain, trainer, logger, out_dir, dataset, task="supervised")
+    result, module = run_finetune(scratch, data, plain, trainer, out_dir, dataset, task="supervised")
     net, (arch, options) = module.encoder.net, _architecture(scratch)
     path = out_dir / "supervised.pt"
     if getattr(module.trainer, "is_global_zero", True):
@@ -253,12 +251,12 @@ def train_supervised(
     if module.trainer.world_size > 1:
         module.trainer.strategy.barrier("supervised-weights")
     result.encoder = f"supervised ({arch})"
-    return result, EncoderConfig(checkpoint=str(path), init="pretrained")
+    return result, EncoderConfig(ckpt_path=str(path), init="pretrained")
 
 
 def _architecture(config: EncoderConfig) -> tuple[str, dict[str, Any]]:
     """The architecture and options ``config`` builds: its checkpoint's, or its own."""
-    if config.checkpoint:
-        weights = read_weights(config.checkpoint)
+    if config.ckpt_path:
+        weights = read_weights(config.ckpt_path)
         return weights.arch, weights.arch_options
     return str(config.arch), dict(config.arch_options)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,18 +15,10 @@ from torchvision.models.detection import FasterRCNN
 
 from selfsup_color.data.sampling import seed_worker
 
-from ..common import (
-    LoggerConfig,
-    OptimConfig,
-    TrainerConfig,
-    check_data_source,
-    check_positive,
-    make_logger,
-    make_trainer,
-    sections_from_dict,
-)
+from ..common import OptimConfig, check_data_source, check_positive
 from ..encoder import EncoderConfig, build_encoder
 from ..report import Result
+from ..trainer import TrainerSpec
 from .data import (
     DetectionDataset,
     coco_dataset,
@@ -151,29 +142,10 @@ class DetectionModelConfig:
 
 @dataclass(frozen=True)
 class DetectionConfig:
-    """All settings of a detection run (build from plain dicts with :meth:`from_dict`)."""
+    """The ``detection`` section: the head (``model``) and its optimiser (``optim``)."""
 
-    data: DetectionDataConfig
     model: DetectionModelConfig = field(default_factory=DetectionModelConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.02, weight_decay=1e-4))
-
-    def __post_init__(self) -> None:
-        if self.optim.lr <= 0 or not math.isfinite(self.optim.lr):
-            raise ValueError(f"optim.lr must be positive, got {self.optim.lr}")
-        if not 0.0 <= self.optim.momentum < 1.0:
-            raise ValueError(f"optim.momentum must be in [0, 1), got {self.optim.momentum}")
-        if self.optim.weight_decay < 0:
-            raise ValueError(f"optim.weight_decay must be >= 0, got {self.optim.weight_decay}")
-        if list(self.optim.milestones) != sorted(self.optim.milestones):
-            raise ValueError(f"optim.milestones must be increasing epochs, got {self.optim.milestones}")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> DetectionConfig:
-        """From ``{"data": {...}, "model": {...}, "optim": {...}}``; unknown keys raise ValueError."""
-        parts = {"data": DetectionDataConfig, "model": DetectionModelConfig, "optim": OptimConfig}
-        if "data" not in values:
-            raise ValueError("detection config: the data section is required")
-        return cls(**sections_from_dict("detection config", values, parts))
 
 
 def load_datasets(config: DetectionDataConfig) -> tuple[DetectionDataset, DetectionDataset]:
@@ -225,9 +197,9 @@ def make_loader(dataset: DetectionDataset, config: DetectionDataConfig, train: b
 
 def run_detection(
     encoder: EncoderConfig,
+    data: DetectionDataConfig,
     config: DetectionConfig,
-    trainer: TrainerConfig,
-    logger: LoggerConfig,
+    trainer: TrainerSpec,
     out_dir: Path,
     dataset_name: str,
 ) -> Result:
@@ -237,16 +209,16 @@ def run_detection(
     """
     out_dir = Path(out_dir)
     seed_everything(trainer.seed, workers=True, verbose=False)
-    train, val = load_datasets(config.data)
-    _record_split(out_dir / "split.json", train, val, config.data)
+    train, val = load_datasets(data)
+    _record_split(out_dir / "split.json", train, val, data)
     m = config.model
     detector = build_detector(
         build_encoder(encoder, freeze_at=m.freeze_at),
         train.num_classes,
         head=m.head,
         taps=m.taps,
-        min_size=config.data.min_size,
-        max_size=config.data.max_size,
+        min_size=data.min_size,
+        max_size=data.max_size,
         fpn_channels=m.fpn_channels,
         norm_eval=m.norm_eval,
         box_score_thresh=m.score_thresh,
@@ -254,15 +226,16 @@ def run_detection(
     )
     module = DetectionModule(detector, config.optim, warmup_steps=m.warmup_steps)
     name = f"detection-{dataset_name}-{encoder.label}".replace(" ", "_")
-    fitter = make_trainer(trainer, out_dir, make_logger(logger, out_dir, name), num_sanity_val_steps=0)
+    fitter = trainer.build(out_dir, name, num_sanity_val_steps=0)
     start = time.perf_counter()
-    fitter.fit(module, train_dataloaders=make_loader(train, config.data, train=True))
-    scores = fitter.validate(module, dataloaders=make_loader(val, config.data, train=False), verbose=False)[0]
+    fitter.fit(module, train_dataloaders=make_loader(train, data, train=True))
+    scores = fitter.validate(module, dataloaders=make_loader(val, data, train=False), verbose=False)[0]
     metrics = {"head": {"map": float(scores["val/map"]), "map_50": float(scores["val/map_50"])}}
     settings = {
+        "data": asdict(data),
         "detection": asdict(config),
         "encoder": asdict(encoder),
-        "trainer": asdict(trainer),
+        "trainer": trainer.settings(),
         "taps": list(detector.backbone.taps),
         "levels": list(detector.backbone.level_names),
         "num_classes": train.num_classes,

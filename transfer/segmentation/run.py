@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,18 +17,10 @@ from torch.utils.data import DataLoader
 
 from selfsup_color.data.sampling import seed_worker
 
-from ..common import (
-    LoggerConfig,
-    OptimConfig,
-    TrainerConfig,
-    check_data_source,
-    check_positive,
-    make_logger,
-    make_trainer,
-    sections_from_dict,
-)
+from ..common import OptimConfig, check_data_source, check_positive
 from ..encoder import EncoderConfig, build_encoder
 from ..report import Result
+from ..trainer import TrainerSpec
 from .data import PairTransform, SegmentationFiles, SplitPairs, coco_style, voc_style, write_split
 from .model import SegmentationNet
 from .module import SegmentationModule
@@ -115,25 +106,10 @@ class SegmentationModelConfig:
 
 @dataclass(frozen=True)
 class SegmentationConfig:
-    """All settings of a segmentation run (build from plain dicts with :meth:`from_dict`)."""
+    """The ``segmentation`` section: the head (``model``) and its optimiser (``optim``)."""
 
-    data: SegmentationDataConfig
     model: SegmentationModelConfig = field(default_factory=SegmentationModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-
-    def __post_init__(self) -> None:
-        if self.optim.lr <= 0 or not math.isfinite(self.optim.lr):
-            raise ValueError(f"optim.lr must be positive, got {self.optim.lr}")
-        if not 0.0 <= self.optim.momentum < 1.0:
-            raise ValueError(f"optim.momentum must be in [0, 1), got {self.optim.momentum}")
-        if self.optim.weight_decay < 0:
-            raise ValueError(f"optim.weight_decay must be >= 0, got {self.optim.weight_decay}")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SegmentationConfig:
-        """From ``{"data": {...}, "model": {...}, "optim": {...}}``; unknown keys raise ValueError."""
-        parts = {"data": SegmentationDataConfig, "model": SegmentationModelConfig, "optim": OptimConfig}
-        return cls(**sections_from_dict("segmentation config", values, parts))
 
 
 def load_pairs(config: SegmentationDataConfig) -> SplitPairs:
@@ -185,9 +161,9 @@ class SegmentationData(LightningDataModule):
 
 def run_segmentation(
     encoder: EncoderConfig,
+    data: SegmentationDataConfig,
     config: SegmentationConfig,
-    trainer: TrainerConfig,
-    logger: LoggerConfig,
+    trainer: TrainerSpec,
     out_dir: Path,
     dataset_name: str,
 ) -> Result:
@@ -197,7 +173,7 @@ def run_segmentation(
     """
     out_dir = Path(out_dir)
     seed_everything(trainer.seed, workers=True)
-    pairs = load_pairs(config.data)
+    pairs = load_pairs(data)
     _record_split(out_dir / "split.json", pairs)
     net = SegmentationNet(
         build_encoder(encoder, freeze_at=config.model.freeze_at),
@@ -208,17 +184,18 @@ def run_segmentation(
         config.model.dropout,
     )
     module = SegmentationModule(net, pairs.labels.num_classes, config.optim)
-    data = SegmentationData(pairs, config.data)
+    datamodule = SegmentationData(pairs, data)
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"segmentation-{dataset_name}-{encoder.label}").strip("_")
-    fitter = make_trainer(trainer, out_dir, make_logger(logger, out_dir, name))
+    fitter = trainer.build(out_dir, name)
     start = time.perf_counter()
-    fitter.fit(module, datamodule=data)
-    fitter.validate(module, datamodule=data, verbose=False)
+    fitter.fit(module, datamodule=datamodule)
+    fitter.validate(module, datamodule=datamodule, verbose=False)
     scores = module.last_scores
     settings = {
+        "data": asdict(data),
         "segmentation": asdict(config),
         "encoder": asdict(encoder),
-        "trainer": asdict(trainer),
+        "trainer": trainer.settings(),
         "taps": list(net.taps),
         "num_classes": pairs.labels.num_classes,
         "train_images": len(pairs.train),
