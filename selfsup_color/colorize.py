@@ -24,6 +24,7 @@ from .core.color import lab_to_rgb, rgb_to_lab
 from .core.decode import DEFAULT_TEMPERATURE, annealed_mean
 from .data.decode import load_rgb
 from .data.files import IMAGE_EXTENSIONS
+from .progress import progress_bar
 from .viz import save_png, to_uint8
 
 MULTIPLE = 8
@@ -166,7 +167,7 @@ def colorize_files(
     _check_process_size(process_size)
     outputs = _output_paths(paths, out_dir, suffix)
     written = []
-    for path, out in zip(paths, outputs, strict=True):
+    for path, out in progress_bar(zip(paths, outputs, strict=True), len(paths), "colorize", "photo"):
         pixels = _read_rgb(Path(path))
         if pixels is None:
             continue

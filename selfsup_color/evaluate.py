@@ -36,6 +36,7 @@ from .core.metrics import (
     psnr,
 )
 from .core.prior import smooth_prior
+from .progress import progress_bar
 
 GRAY = "gray"
 """Name of the baseline that predicts ab = 0 everywhere."""
@@ -144,7 +145,7 @@ def evaluate_photos(
     thumbs: dict[str, list[Tensor]] = {name: [] for name in ("input", *methods, "truth")}
     truth_colourfulness: list[float] = []
     pixels = 0
-    for path in paths:
+    for path in progress_bar(paths, desc="evaluate", unit="photo"):
         pixels_np = _read_rgb(Path(path))
         if pixels_np is None:
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ class Result:
         encoder: a label for tables (``cifar10_cpu.ckpt``, ``random init (eccv16)``, ...).
         metrics: layer -> metric -> value; metric values are fractions (0.53), not percentages.
         config: what produced it (for the record).
+        examples: PNG files of example predictions (detection, segmentation), shown in the report.
     """
 
     task: str
@@ -35,6 +37,7 @@ class Result:
     encoder: str
     metrics: dict[str, dict[str, float]]
     config: dict[str, Any] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
 
     def layers(self) -> list[str]:
         return list(self.metrics)
@@ -155,13 +158,28 @@ def chart(results: Sequence[Result], path: str | Path, metric: str | None = None
     return saved
 
 
+def examples_markdown(results: Sequence[Result], folder: str | Path) -> str:
+    """The results' example pictures as markdown images, linked relative to ``folder`` (the report's)."""
+    parts = []
+    for r in results:
+        relative = [Path(os.path.relpath(Path(p).resolve(), Path(folder).resolve())) for p in r.examples]
+        links = [f"![{path.stem}]({path.as_posix()})" for path in relative]
+        if links:
+            parts.append(f"**examples: {r.encoder}**\n\n" + "\n\n".join(links) + "\n")
+    return "\n".join(parts)
+
+
 def write_report(results: Sequence[Result], out_dir: str | Path, name: str) -> dict[str, Path]:
-    """Write ``name``.json, ``name``.md and ``name``.png under ``out_dir``; returns their paths."""
+    """Write ``name``.json, ``name``.md and ``name``.png under ``out_dir``; returns their paths.
+
+    The markdown holds the table and then each result's example pictures (:func:`examples_markdown`).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / f"{name}.json", "md": out / f"{name}.md", "png": out / f"{name}.png"}
     paths["json"].write_text(json.dumps({"results": [result_to_json(r) for r in results]}, indent=2))
-    paths["md"].write_text(markdown_table(results))
+    examples = examples_markdown(results, out)
+    paths["md"].write_text(markdown_table(results) + (f"\n{examples}" if examples else ""))
     chart(results, paths["png"])
     return paths
 

@@ -1,16 +1,18 @@
-"""wandb that never crashes a run, and logger-agnostic image logging."""
+"""wandb that never crashes a run, logger-agnostic image logging, and files as wandb artifacts."""
 
 from __future__ import annotations
 
 import os
+import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from lightning.pytorch import Trainer
-from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 
 def wandb_offline_by_default() -> bool:
@@ -28,19 +30,30 @@ class SafeWandbLogger(WandbLogger):
     ``WANDB_MODE=disabled``: nothing is written (Lightning's ``offline=True`` would overwrite it with
     ``dryrun``). A logging call that raises (network gone, disk full, wandb bug) warns once and the
     run goes on; logging a week-long pretraining must never be what kills it.
+
+    Offline runs pass ``mode="offline"`` to ``wandb.init`` rather than Lightning's ``offline=True``, which
+    refuses ``log_model``: with ``log_model`` set, checkpoints are logged as offline artifacts (wandb
+    copies each into its staging folder) and ``wandb sync <run folder>`` uploads them later.
     """
 
     def __init__(
-        self, *args: Any, offline: bool | None = None, project: str = "selfsup-color", **kwargs: Any
+        self,
+        *args: Any,
+        offline: bool | None = None,
+        project: str = "selfsup-color",
+        log_model: Literal["all"] | bool = False,
+        **kwargs: Any,
     ):
         if offline is None and os.environ.get("WANDB_MODE") == "disabled":
-            offline, kwargs["mode"] = False, "disabled"
-        super().__init__(
-            *args,
-            offline=wandb_offline_by_default() if offline is None else offline,
-            project=project,
-            **kwargs,
-        )
+            kwargs["mode"], log_model = "disabled", False  # an artifact would copy files even so
+        elif wandb_offline_by_default() if offline is None else offline:
+            kwargs["mode"] = kwargs.get("mode") or "offline"  # LightningCLI passes mode=None
+            if log_model:
+                rank_zero_warn(
+                    f"wandb runs offline (no API key, or WANDB_MODE=offline): log_model={log_model} keeps "
+                    "checkpoints as offline artifacts, uploaded by `wandb sync <run folder>`"
+                )
+        super().__init__(*args, offline=False, project=project, log_model=log_model, **kwargs)
         self._failed: set[str] = set()
 
     def _guard(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -67,6 +80,48 @@ class SafeWandbLogger(WandbLogger):
 
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         self._guard("after_save_checkpoint", super().after_save_checkpoint, checkpoint_callback)
+
+    def finalize(self, status: str) -> None:
+        self._guard("finalize", super().finalize, status)  # log_model=True logs checkpoints here
+
+
+def artifact_name(name: str) -> str:
+    """``name`` as a valid wandb artifact name: each run of characters outside ``[A-Za-z0-9_.-]`` -> ``-``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "files"
+
+
+def log_files(
+    logger: Logger | None,
+    name: str,
+    artifact_type: str,
+    paths: Sequence[str | Path],
+    metadata: dict[str, Any] | None = None,
+) -> bool:
+    """Log ``paths`` as one wandb artifact (each file under its own name) from global rank zero.
+
+    A no-op returning False for other loggers, other ranks, a disabled wandb run, or a
+    :class:`SafeWandbLogger` whose logging failed (it warns). wandb versions an artifact name across a
+    project's runs, so name a run's own outputs after the run, e.g. ``f"prior-{logger.version}"``.
+    Offline, the artifact is stored with the run and uploaded by ``wandb sync``.
+    """
+    if not isinstance(logger, WandbLogger) or rank_zero_only.rank != 0:
+        return False
+
+    def log() -> bool:
+        import wandb
+
+        run = logger.experiment
+        if getattr(run, "disabled", False):
+            return False
+        artifact = wandb.Artifact(artifact_name(name), type=artifact_type, metadata=metadata)
+        for path in paths:
+            artifact.add_file(str(path), name=Path(path).name)
+        run.log_artifact(artifact)
+        return True
+
+    if isinstance(logger, SafeWandbLogger):
+        return bool(logger._guard("log_files", log))
+    return log()
 
 
 def run_dir(trainer: Trainer) -> Path:

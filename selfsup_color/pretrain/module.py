@@ -145,11 +145,13 @@ class ColorizationModule(LightningModule):
                 trainer.datamodule, hp.prior_images, self.device, hp.sigma, source="training images"
             )
             if trainer.is_global_zero:
-                from .loggers import log_image, run_dir
+                from .loggers import log_files, log_image, run_dir
 
-                json_path, _, plot = write_prior(record, run_dir(trainer) / "prior", "training prior")
+                json_path, png_path, plot = write_prior(record, run_dir(trainer) / "prior", "training prior")
                 rank_zero_info(f"Prior of {record.n_images} images saved to {json_path}")
                 log_image(trainer, "prior", plot)
+                for logger in trainer.loggers:
+                    log_files(logger, f"prior-{logger.version}", "prior", [json_path, png_path])
         self.prior_probs.copy_(record.prior.to(self.prior_probs.device))
 
     def on_fit_start(self) -> None:

@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 
 from ..core.prior import Prior, PriorEstimator, load_prior, load_prior_table, save_prior
+from ..progress import progress_bar
 
 
 def _rank_world() -> tuple[int, int]:
@@ -34,10 +35,13 @@ def estimate_data_prior(
         )
     rank, world = _rank_world()
     estimator = PriorEstimator(sigma=sigma)
-    for batch in datamodule.prior_dataloader(num_images, rank=rank, world_size=world):
-        rgb = batch["rgb"]
-        if rgb.shape[0]:
-            estimator.update_rgb(rgb.to(device, non_blocking=True))
+    loader = datamodule.prior_dataloader(num_images, rank=rank, world_size=world)
+    with progress_bar(total=len(loader.dataset), desc="ab prior", unit="img") as bar:
+        for batch in loader:
+            rgb = batch["rgb"]
+            if rgb.shape[0]:
+                estimator.update_rgb(rgb.to(device, non_blocking=True))
+            bar.update(rgb.shape[0])
     return estimator.all_reduce().to_record(source)
 
 

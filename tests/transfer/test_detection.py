@@ -328,3 +328,5 @@ def test_run_detection_end_to_end(coco128: Path, tmp_path: Path) -> None:
     assert result.config["steps"] == 2 and result.config["val_images"] == 2
     stated = json.loads((tmp_path / "run" / "split.json").read_text())
     assert stated["train"] == [9, 25] and stated["val"] == [30, 34]
+    assert [Path(p).name for p in result.examples] == ["detection_30.png", "detection_34.png"]
+    assert all(Path(p).is_file() for p in result.examples)  # drawn as in test_examples.py

@@ -346,6 +346,8 @@ def test_run_segmentation_end_to_end(coco128: Path, tmp_path: Path) -> None:
     split = json.loads((tmp_path / "split.json").read_text())
     assert len(split["train"]) == len(split["val"]) == 2 and not set(split["train"]) & set(split["val"])
     assert (tmp_path / "scores.json").is_file()
+    assert [Path(p).name for p in result.examples] == [f"segmentation_{stem}.png" for stem in split["val"]]
+    assert all(Path(p).is_file() for p in result.examples)  # drawn as in test_examples.py
     (log,) = tmp_path.glob("segmentation-coco128-random_init_eccv16/version_0/metrics.csv")
     assert {"train/loss", "val/loss", "val/miou", "val/pixel_acc"} <= set(
         log.read_text().split("\n")[0].split(",")

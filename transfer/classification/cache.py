@@ -19,6 +19,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from selfsup_color.progress import progress_bar
+
 from .data import LabelledFiles
 from .probes import pool_features
 
@@ -113,7 +115,7 @@ def extract_features(
     filled = 0
     encoder.eval()
     with torch.no_grad():
-        for batch in loader:
+        for batch in progress_bar(loader, desc=f"{split} features", unit="batch", leave=False):
             n = len(batch["label"])
             pooled = pool_features(encoder(batch["rgb"].to(device), list(sizes)), sizes)
             for name, values in pooled.items():

@@ -29,6 +29,7 @@ from .data import (
     voc_dataset,
     write_split,
 )
+from .examples import detection_examples
 from .model import HEADS, build_detector
 from .module import DetectionModule
 
@@ -247,7 +248,8 @@ def run_detection(
     rank_zero_info(
         f"Detection {name}: mAP {metrics['head']['map']:.4f}, mAP@0.5 {metrics['head']['map_50']:.4f}"
     )
-    return Result("detection", dataset_name, encoder.label, metrics, settings)
+    examples = detection_examples(detector, val, out_dir / "examples", fitter.logger)
+    return Result("detection", dataset_name, encoder.label, metrics, settings, [str(p) for p in examples])
 
 
 @rank_zero_only

@@ -22,6 +22,7 @@ from ..encoder import EncoderConfig, build_encoder
 from ..report import Result
 from ..trainer import TrainerSpec
 from .data import PairTransform, SegmentationFiles, SplitPairs, coco_style, voc_style, write_split
+from .examples import segmentation_examples
 from .model import SegmentationNet
 from .module import SegmentationModule
 
@@ -206,7 +207,8 @@ def run_segmentation(
     _record_scores(out_dir / "scores.json", scores, pairs.labels.names)
     rank_zero_info(f"Segmentation {name}: mIoU {scores['miou']:.4f}, pixel acc {scores['pixel_acc']:.4f}")
     metrics = {"head": {"miou": scores["miou"], "pixel_acc": scores["pixel_acc"]}}
-    return Result("segmentation", dataset_name, encoder.label, metrics, settings)
+    examples = segmentation_examples(net, data.val_dataloader().dataset, out_dir / "examples", fitter.logger)
+    return Result("segmentation", dataset_name, encoder.label, metrics, settings, [str(p) for p in examples])
 
 
 @rank_zero_only
