@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
 
+from selfsup_color import pretexts
 from selfsup_color.core.bins import Q, ab_bins
 from selfsup_color.core.decode import DEFAULT_TEMPERATURE, annealed_mean
 from selfsup_color.core.loss import classification_loss, regression_loss
@@ -155,3 +158,21 @@ def test_register_pretext_refuses_taken_names_and_bad_outputs(restore_registry: 
     assert list(PRETEXTS) == ["classification", "regression"]
     assert register_pretext(RegressionPretext) is RegressionPretext  # registering again is a no-op
     assert issubclass(RegressionPretext, Pretext)
+
+
+def test_a_new_file_in_the_package_registers_its_pretext(
+    restore_registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pretext is one new file: dropped beside the built-in ones, it is found without an import line."""
+    (tmp_path / "huber_ab.py").write_text(
+        "from selfsup_color.pretexts.base import register_pretext\n"
+        "from selfsup_color.pretexts.regression import RegressionPretext\n\n\n"
+        "@register_pretext\n"
+        "class HuberPretext(RegressionPretext):\n"
+        "    name = 'huber_ab'\n"
+    )
+    monkeypatch.setattr(pretexts, "__path__", [*pretexts.__path__, str(tmp_path)])
+    assert "huber_ab" not in PRETEXTS
+    pretexts.import_pretext_files()
+    assert type(build_pretext("huber_ab")).__name__ == "HuberPretext"
+    sys.modules.pop("selfsup_color.pretexts.huber_ab")
