@@ -24,7 +24,7 @@ from selfsup_color.core.loss import Reduction, classification_loss, reduce_pixel
 from selfsup_color.core.targets import ColorizationTargets
 from selfsup_color.data import ColorizationDataModule
 from selfsup_color.models import build_model
-from selfsup_color.pretexts import PRETEXTS, Pretext, register_pretext
+from selfsup_color.pretexts import PRETEXTS, Pretext, RegressionPretext, register_pretext
 from selfsup_color.pretrain.checkpoint import load_pretraining_module
 from selfsup_color.pretrain.module import ColorizationModule
 from transfer.encoder import EncoderConfig, load_network
@@ -87,12 +87,10 @@ def test_module_colorize_and_transfer_agree(gaussian: type, loss: str, tmp_path:
         "gaussian_ab": lambda: GaussianPretext().loss(out, t),
     }[loss]()
     assert torch.equal(module_loss, expected)
-    # colorize decodes as the module does, through the module or (built-in pretexts) its bare net
-    assert module_ab is not None and torch.equal(
-        _predict_ab(module, t.lightness, DEFAULT_TEMPERATURE), module_ab
-    )
-    if loss != "gaussian_ab":  # a bare net carries no pretext: found by its 313 or 2 channels
-        assert torch.equal(_predict_ab(module.net, t.lightness, DEFAULT_TEMPERATURE), module_ab)
+    # colorize decodes as the module does, through the module or its bare net (found by its channels)
+    assert module_ab is not None
+    assert torch.equal(_predict_ab(module, t.lightness, DEFAULT_TEMPERATURE), module_ab)
+    assert torch.equal(_predict_ab(module.net, t.lightness, DEFAULT_TEMPERATURE), module_ab)
     full = colorize_lightness(module, t.lightness)
     assert torch.equal(full, F.interpolate(module_ab, size=(32, 32), mode="bilinear", align_corners=False))
     # transfer builds the same network from the checkpoint
@@ -100,6 +98,26 @@ def test_module_colorize_and_transfer_agree(gaussian: type, loss: str, tmp_path:
     assert report is not None and report.ok
     with torch.no_grad():
         assert torch.equal(net.eval()(t.lightness), out)
+
+
+class HalfPretext(RegressionPretext):
+    """The regression network's 2 channels, decoded to half their value: another pretext, as many channels."""
+
+    name = "half_ab"
+
+    def decode(self, output: Tensor, temperature: float = DEFAULT_TEMPERATURE) -> Tensor:
+        return super().decode(output) / 2
+
+
+def test_colorize_decodes_with_the_modules_own_pretext(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(PRETEXTS, HalfPretext.name, HalfPretext)
+    module = ColorizationModule(arch="eccv16", arch_options=OPTIONS, loss="half_ab").eval()
+    lightness = torch.linspace(0, 100, 256).view(1, 1, 16, 16)
+    with torch.no_grad():
+        out = module.net(lightness)
+        assert torch.equal(_predict_ab(module, lightness, DEFAULT_TEMPERATURE), out / 2)
+        with pytest.raises(ValueError, match="pretexts regression, half_ab all output 2 channels"):
+            _predict_ab(module.net, lightness, DEFAULT_TEMPERATURE)  # a bare net: ambiguous
 
 
 def test_a_pretext_defined_outside_the_library_trains(gaussian: type, photo_dirs, tmp_path: Path) -> None:
