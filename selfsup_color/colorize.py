@@ -18,12 +18,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .core.bins import Q
 from .core.checks import check_float_batch, check_image_batch
 from .core.color import lab_to_rgb, rgb_to_lab
-from .core.decode import DEFAULT_TEMPERATURE, annealed_mean
+from .core.decode import DEFAULT_TEMPERATURE
 from .data.decode import load_rgb
 from .data.files import IMAGE_EXTENSIONS
+from .pretexts import PRETEXTS, pretext_for_outputs
 from .progress import progress_bar
 from .viz import save_png, to_uint8
 
@@ -56,16 +56,18 @@ def _check_process_size(process_size: int | None) -> None:
 
 
 def _predict_ab(net: Net, x: Tensor, temperature: float) -> Tensor:
-    """ab at the net's output resolution: the annealed mean of Q logits, or a regression net's 2 channels."""
+    """ab at the net's output resolution, decoded by its pretext: ``net.pretext`` (a ColorizationModule's),
+    else the registered pretext with as many output channels (a bare network)."""
     out = net(x)
     if isinstance(out, Tensor) and out.dim() == 4 and out.shape[0] == x.shape[0]:
-        if out.shape[1] == Q:
-            return annealed_mean(out, temperature)
-        if out.shape[1] == 2:
-            return out.float()
+        pretext = getattr(net, "pretext", None) or pretext_for_outputs(out.shape[1])
+        if pretext is not None and out.shape[1] == pretext.num_outputs:
+            return pretext.decode(out, temperature)
     got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+    outputs = ", ".join(f"{cls.num_outputs} for {name}" for name, cls in PRETEXTS.items())
     raise ValueError(
-        f"net must map L of shape {tuple(x.shape)} to N x {Q} x h x w logits (or N x 2 x h x w ab), got {got}"
+        f"net must map L of shape {tuple(x.shape)} to N x C x h x w outputs of a pretext (C = {outputs}), "
+        f"got {got}"
     )
 
 

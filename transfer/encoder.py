@@ -27,7 +27,8 @@ from torch import Tensor, nn
 
 from selfsup_color.checkpoints import KeyReport, load_state_strict, read_checkpoint
 from selfsup_color.core.color import rgb_to_lightness
-from selfsup_color.models import ColorizationNet, build_model, pretext_options
+from selfsup_color.models import ColorizationNet, build_model
+from selfsup_color.pretexts import build_pretext
 
 EXPORT_FORMAT = "selfsup-color-encoder/1"
 """The ``format`` field of exported encoder weights."""
@@ -114,7 +115,7 @@ def read_weights(path: str | Path) -> LoadedWeights:
         raise ValueError(f"{path} holds no network weights (no '{NET_PREFIX}*' keys in its state_dict)")
     return LoadedWeights(
         hparams["arch"],
-        pretext_options(hparams.get("arch_options"), hparams.get("loss", "classification")),
+        build_pretext(hparams.get("loss", "classification")).network_options(hparams.get("arch_options")),
         state,
         str(path),
         ckpt.get("global_step"),

@@ -27,9 +27,20 @@ def rescale_weight_decay(weight_decay: float, pixels_per_image: int) -> float:
     return weight_decay / pixels_per_image
 
 
-def _reduce(
-    per_pixel: Tensor, pixel_weight: Tensor | None, nongray: Tensor | None, reduction: Reduction
+def reduce_pixels(
+    per_pixel: Tensor,
+    pixel_weight: Tensor | None = None,
+    nongray: Tensor | None = None,
+    reduction: Reduction = "batch",
 ) -> Tensor:
+    """Weight an N x h x w per-pixel loss by ``pixel_weight`` (N x h x w) and ``nongray`` (N), then reduce.
+
+    The reduction every colorization loss shares (see the module docstring); a new pretext's loss
+    computes its per-pixel map and ends with this call. Raises ValueError for mis-shaped weights or
+    an unknown ``reduction``.
+    """
+    if per_pixel.dim() != 3:
+        raise ValueError(f"per_pixel must be N x h x w, got shape {tuple(per_pixel.shape)}")
     n, h, w = per_pixel.shape
     if pixel_weight is not None:
         if pixel_weight.shape != per_pixel.shape:
@@ -84,7 +95,7 @@ def classification_loss(
                 f"dense targets must have the logits' shape {tuple(logits.shape)}, got {tuple(targets.shape)}"
             )
         per_pixel = -(targets.to(log_probs.dtype) * log_probs).sum(1)
-    return _reduce(per_pixel, pixel_weight, nongray, reduction)
+    return reduce_pixels(per_pixel, pixel_weight, nongray, reduction)
 
 
 def regression_loss(
@@ -100,4 +111,4 @@ def regression_loss(
         raise ValueError(f"target_ab must have shape {tuple(pred_ab.shape)}, got {tuple(target_ab.shape)}")
     dtype = torch.promote_types(compute_dtype(pred_ab), compute_dtype(target_ab))
     per_pixel = 0.5 * (pred_ab.to(dtype) - target_ab.to(dtype)).square().sum(1)
-    return _reduce(per_pixel, pixel_weight, nongray, reduction)
+    return reduce_pixels(per_pixel, pixel_weight, nongray, reduction)

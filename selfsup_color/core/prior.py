@@ -34,6 +34,7 @@ from .bins import Q, ab_bins
 from .checks import check_finite, check_float_batch, check_floating, check_image_batch
 from .color import rgb_to_lab
 from .encode import nearest_bin
+from .targets import OUTPUT_STRIDE
 
 FORMAT_VERSION = 1
 """Version of the JSON prior file format written by :func:`save_prior`."""
@@ -247,7 +248,7 @@ class PriorEstimator:
     def __init__(
         self,
         sigma: float = 5.0,
-        stride: int = 4,
+        stride: int = OUTPUT_STRIDE,
         skip_gray: bool = True,
         gray_threshold: float = 5.0,
         device: torch.device | str | None = None,
@@ -399,7 +400,7 @@ def estimate_prior(
     batches: Iterable[Tensor | Sequence[Tensor]],
     kind: Literal["rgb", "ab"] = "rgb",
     sigma: float = 5.0,
-    stride: int = 4,
+    stride: int = OUTPUT_STRIDE,
     skip_gray: bool = True,
     max_images: int | None = None,
     source: str = "",

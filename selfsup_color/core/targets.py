@@ -22,8 +22,8 @@ from .color import XYZ_FROM_RGB, lab_compand, linear_rgb_to_lab, rgb_to_lab, srg
 from .encode import DEFAULT_K, DEFAULT_SIGMA, SoftTargets, gaussian_weights
 from .knn import candidate_codes, candidate_major, cell_index, gather_codes, select_bins
 
-DEFAULT_STRIDE = 4
-"""Output resolution of the network relative to its input."""
+OUTPUT_STRIDE = 4
+"""Output resolution of the network relative to its input: targets, prior, networks and pretexts use it."""
 GRAY_THRESHOLD = 5.0
 """An image is grayscale when no target pixel has |a| or |b| above this."""
 
@@ -115,7 +115,7 @@ class TargetBuilder(nn.Module):
         class_weights: Tensor | None = None,
         k: int = DEFAULT_K,
         sigma: float = DEFAULT_SIGMA,
-        stride: int = DEFAULT_STRIDE,
+        stride: int = OUTPUT_STRIDE,
         gray_threshold: float = GRAY_THRESHOLD,
         compile: bool = False,
     ) -> None:

@@ -12,7 +12,7 @@ from .head import FusionHead
 from .init import INIT_SCHEMES, LOGITS_STD, init_weights
 from .layers import LogitsConv
 from .normalize import normalize_lightness
-from .registry import ARCHITECTURES, architecture_options, build_model, pretext_options
+from .registry import ARCHITECTURES, architecture_options, build_model
 from .timm_colorizer import BACKBONE_OUTPUT_STRIDES, TimmColorizer
 
 __all__ = [
@@ -32,5 +32,4 @@ __all__ = [
     "build_model",
     "init_weights",
     "normalize_lightness",
-    "pretext_options",
 ]

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 from torch import Tensor, nn
 
 from ..core.checks import check_float_batch
+from ..core.targets import OUTPUT_STRIDE
 from .normalize import normalize_lightness
 
 
@@ -46,7 +47,7 @@ class ColorizationNet(nn.Module, ABC):
 
     tap_names: tuple[str, ...] = ()
     """Feature taps, ordered shallow -> deep."""
-    output_stride: int = 4
+    output_stride: int = OUTPUT_STRIDE
     """The logits are at 1/output_stride of the input resolution."""
     input_multiple: int = 4
     """:meth:`forward` requires H and W to be multiples of this (for an exact H/4 x W/4 output)."""

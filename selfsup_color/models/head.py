@@ -1,4 +1,4 @@
-"""A light DeepLabv3+-style decoder from a backbone's deepest and stride-4 features to Q logits."""
+"""A light DeepLabv3+-style decoder from a backbone's deepest and stride-4 features to the net's outputs."""
 
 from __future__ import annotations
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
 from typing import Any
 
 from .base import ColorizationNet
@@ -36,11 +35,3 @@ def build_model(arch: str, **options: Any) -> ColorizationNet:
             f"unknown option(s) {unknown} for architecture {arch!r}; valid options: {', '.join(valid)}"
         )
     return architecture(arch)(**options)
-
-
-def pretext_options(arch_options: Mapping[str, Any] | None, loss: str) -> dict[str, Any]:
-    """The network options for a pretext ``loss``: ``arch_options`` plus 2 outputs for L2 regression."""
-    options = dict(arch_options or {})
-    if loss == "regression":
-        options["num_outputs"] = 2
-    return options

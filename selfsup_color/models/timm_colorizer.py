@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.bins import Q
+from ..core.targets import OUTPUT_STRIDE
 from .base import ColorizationNet
 from .head import FusionHead
 from .init import check_scheme, init_weights
@@ -26,7 +27,7 @@ BACKBONE_OUTPUT_STRIDES: tuple[int, ...] = (8, 16, 32)
 """Valid values of ``output_stride``."""
 RESNET_MODULES = ("act1", "layer1", "layer2", "layer3", "layer4")
 RESNET_TAPS = ("stem", "layer1", "layer2", "layer3", "layer4")
-SKIP_STRIDE = 4
+SKIP_STRIDE = OUTPUT_STRIDE
 """Stride of the feature concatenated in the head (the logits' stride)."""
 
 

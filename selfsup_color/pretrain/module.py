@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
@@ -13,18 +13,17 @@ from torch import Tensor
 
 from ..core.bins import Q
 from ..core.color import lab_to_rgb
-from ..core.decode import DEFAULT_TEMPERATURE, annealed_mean
+from ..core.decode import DEFAULT_TEMPERATURE
 from ..core.encode import DEFAULT_K, DEFAULT_SIGMA
-from ..core.loss import Reduction, classification_loss, regression_loss
+from ..core.loss import Reduction
 from ..core.metric_modules import AuC, Colourfulness, RebalancedAuC
 from ..core.rebalance import rebalance_weights
 from ..core.targets import ColorizationTargets, TargetBuilder
-from ..models import build_model, pretext_options
+from ..models import build_model
 from ..models.sync_bn import convert_to_global_batchnorm
+from ..pretexts import build_pretext
 from .prior_pass import estimate_data_prior, read_prior, write_prior
 from .schedule import LrScaling, check_schedule, lr_factor, scaled_lr
-
-LossKind = Literal["classification", "regression"]
 
 
 def fused_adam(params: list[torch.nn.Parameter], **options: Any) -> torch.optim.Adam:
@@ -42,11 +41,13 @@ class NonFiniteLossError(RuntimeError):
 class ColorizationModule(LightningModule):
     """Pretrain a colorization network (Zhang et al. 2016) on uint8 RGB batches.
 
-    Loss variants (the paper's ablations): ``loss="classification"`` with ``lam=0.5`` (class
-    rebalancing, the full method), ``lam=1`` (no rebalancing), and ``loss="regression"`` (L2 on ab;
-    the network then predicts 2 channels). ``lam=None`` (the default) means 0.5 for classification
-    and 1 for regression, the paper's unweighted L2 baseline; an explicit ``lam < 1`` with
-    regression gives a rebalanced L2, which pushes towards saturated colours. The prior over ab
+    ``loss`` names the pretext (:mod:`selfsup_color.pretexts`), which sets the network's outputs, the
+    loss, the decoding to ab and the default ``lam``. The paper's ablations: ``loss="classification"``
+    with ``lam=0.5`` (class rebalancing, the full method), ``lam=1`` (no rebalancing), and
+    ``loss="regression"`` (L2 on ab; the network then predicts 2 channels). ``lam=None`` (the
+    default) means the pretext's: 0.5 for classification and 1 for regression, the paper's
+    unweighted L2 baseline; an explicit ``lam < 1`` with regression gives a rebalanced L2, which
+    pushes towards saturated colours. The prior over ab
     bins is read from ``prior`` (JSON or Q-line table) or, when None, estimated before training
     from ``prior_images`` training images (one DDP-aware pass), saved with the run and kept in
     every checkpoint.
@@ -62,7 +63,7 @@ class ColorizationModule(LightningModule):
         self,
         arch: str = "eccv16",
         arch_options: dict[str, Any] | None = None,
-        loss: LossKind = "classification",
+        loss: str = "classification",
         lam: float | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
         k: int = DEFAULT_K,
@@ -88,10 +89,9 @@ class ColorizationModule(LightningModule):
         check_finite_every_n_steps: int = 1,
     ) -> None:
         super().__init__()
-        if loss not in ("classification", "regression"):
-            raise ValueError(f"loss must be 'classification' or 'regression', got {loss!r}")
+        self.pretext = build_pretext(loss)
         if lam is None:
-            lam = 1.0 if loss == "regression" else 0.5
+            lam = self.pretext.default_lam
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lam must be in [0, 1] (the paper uses 0.5), got {lam}")
         if prior_images < 1:
@@ -101,8 +101,14 @@ class ColorizationModule(LightningModule):
         # Under LightningCLI the saved hparams are the parsed config, where lam may be None: record
         # the value used, in checkpoints (hparams) and in what loggers log at fit start (initial).
         self.hparams.lam = self._hparams_initial.lam = lam
-        self.net = build_model(arch, **pretext_options(arch_options, loss))
-        self.targets = TargetBuilder(None, k=k, sigma=sigma, compile=compile_targets)
+        self.net = build_model(arch, **self.pretext.network_options(arch_options))
+        if self.net.output_stride != self.pretext.stride:
+            raise ValueError(
+                f"architecture {arch!r} outputs at stride {self.net.output_stride}, but the {loss!r} "
+                f"pretext's targets are at stride {self.pretext.stride}"
+            )
+        stride = self.pretext.stride
+        self.targets = TargetBuilder(None, k=k, sigma=sigma, stride=stride, compile=compile_targets)
         # The prior travels in checkpoints; NaN means "not known yet" (estimated at fit start).
         self.register_buffer("prior_probs", torch.full((Q,), math.nan, dtype=torch.float64))
         self.val_auc, self.val_auc_gray = AuC(), AuC()
@@ -165,7 +171,7 @@ class ColorizationModule(LightningModule):
 
     # ------------------------------------------------------------------ steps
     def forward(self, lightness: Tensor) -> Tensor:
-        """Logits (or ab for regression) at 1/4 resolution from L in [0, 100], in the net's dtype."""
+        """The pretext's outputs (logits, or ab for regression) at 1/stride resolution from L in [0, 100]."""
         lightness = lightness.to(self.dtype)  # float64 under "64-true" precision; a no-op otherwise
         if self.hparams.channels_last:
             lightness = lightness.contiguous(memory_format=torch.channels_last)
@@ -187,13 +193,10 @@ class ColorizationModule(LightningModule):
             return self.targets(rgb)
 
     def _loss_and_ab(self, t: ColorizationTargets, decode: bool) -> tuple[Tensor, Tensor | None]:
+        """The pretext's loss and, when ``decode``, its predicted ab (detached)."""
         out = self(t.lightness)
-        hp = self.hparams
-        if hp.loss == "regression":
-            loss = regression_loss(out, t.ab, t.pixel_weight, t.nongray, hp.reduction)
-            return loss, out.float()
-        loss = classification_loss(out, t.targets, t.pixel_weight, t.nongray, hp.reduction)
-        return loss, annealed_mean(out.detach(), hp.temperature) if decode else None
+        loss = self.pretext.loss(out, t, self.hparams.reduction)
+        return loss, self.pretext.decode(out.detach(), self.hparams.temperature) if decode else None
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         self._skipped = self._skipped.to(self.device) + batch["skipped"]
@@ -255,7 +258,7 @@ class ColorizationModule(LightningModule):
         self.val_auc_gray.update(gray, t.ab)
         self.val_rauc.update(pred_ab, t.ab)
         self.val_rauc_gray.update(gray, t.ab)
-        small_l = t.lightness[..., :: self.net.output_stride, :: self.net.output_stride]
+        small_l = t.lightness[..., :: self.pretext.stride, :: self.pretext.stride]
         rgb = lab_to_rgb(torch.cat((small_l, pred_ab.to(small_l.dtype)), 1), check=False)
         truth = lab_to_rgb(torch.cat((small_l, t.ab.to(small_l.dtype)), 1), check=False)
         self.val_colourfulness.update(rgb)

@@ -18,6 +18,7 @@ from selfsup_color import (
     soft_encode,
     soft_encode_sparse,
 )
+from selfsup_color.core.loss import reduce_pixels
 
 REDUCTIONS = ["batch", "mean", "sum", "none"]
 
@@ -412,3 +413,17 @@ def test_rescale_weight_decay_makes_mean_equivalent_to_batch(rng: torch.Generato
 def test_regression_keeps_float64(rng: torch.Generator) -> None:
     pred = torch.randn(2, 2, 3, 3, generator=rng, dtype=torch.float64)
     assert regression_loss(pred, torch.zeros_like(pred)).dtype == torch.float64
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_reduce_pixels_matches_numpy(reduction: str, rng: torch.Generator) -> None:
+    """The shared weighting and reduction, against a numpy sum over the non-gray images' weighted pixels."""
+    per_pixel = torch.rand(3, 4, 5, generator=rng, dtype=torch.float64)
+    weight = torch.rand(3, 4, 5, generator=rng, dtype=torch.float64) + 0.5
+    nongray = torch.tensor([True, False, True])
+    weighted = per_pixel.numpy() * weight.numpy() * nongray.numpy()[:, None, None]
+    expected = {"none": weighted, "sum": weighted.sum(), "batch": weighted.sum() / 3, "mean": weighted.mean()}
+    got = reduce_pixels(per_pixel, weight, nongray, reduction)
+    np.testing.assert_allclose(got.numpy(), expected[reduction], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"per_pixel must be N x h x w, got shape \(3, 1, 4, 5\)"):
+        reduce_pixels(per_pixel[:, None], weight, nongray, reduction)

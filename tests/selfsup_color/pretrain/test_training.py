@@ -148,7 +148,7 @@ def test_default_lam_is_the_papers_for_each_loss() -> None:
 
 
 def test_bad_settings_fail_early() -> None:
-    with pytest.raises(ValueError, match="loss must be"):
+    with pytest.raises(ValueError, match="loss must be one of the registered pretexts"):
         ColorizationModule(loss="hinge")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="lr_milestones"):
         ColorizationModule(lr_milestones=(10, 5), lr_factors=(0.1, 0.1))
