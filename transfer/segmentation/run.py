@@ -207,7 +207,9 @@ def run_segmentation(
     _record_scores(out_dir / "scores.json", scores, pairs.labels.names)
     rank_zero_info(f"Segmentation {name}: mIoU {scores['miou']:.4f}, pixel acc {scores['pixel_acc']:.4f}")
     metrics = {"head": {"miou": scores["miou"], "pixel_acc": scores["pixel_acc"]}}
-    examples = segmentation_examples(net, data.val_dataloader().dataset, out_dir / "examples", fitter.logger)
+    examples = segmentation_examples(
+        net, datamodule.val_dataloader().dataset, out_dir / "examples", fitter.logger
+    )
     return Result("segmentation", dataset_name, encoder.label, metrics, settings, [str(p) for p in examples])
 
 
