@@ -28,7 +28,14 @@ from pathlib import Path
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser
 
-from selfsup_color.command import command_parser, first_paragraph, parse, run_function, save_config
+from selfsup_color.command import (
+    CONFIG_NAME,
+    command_parser,
+    first_paragraph,
+    parse,
+    run_function,
+    save_config,
+)
 
 from .encoder import EncoderConfig
 from .report import Result, gather, write_report
@@ -142,8 +149,11 @@ def _runner(task: str, config: Namespace, trainer: TrainerSpec) -> Callable[[Enc
 
 
 def publish(results: list[Result], config: Namespace, task: str, trainer: TrainerSpec) -> dict[str, Path]:
-    """Write the report files and log them (chart, table, scores) to the command's wandb group."""
+    """Write the report files; log the table and chart, and every file as an artifact, to the command's
+    wandb group."""
     from lightning.pytorch.loggers import WandbLogger
+
+    from selfsup_color.pretrain.loggers import log_files
 
     paths = write_report(results, config.out_dir, f"{task}_{config.dataset}")
     logger = run_logger(
@@ -158,6 +168,10 @@ def publish(results: list[Result], config: Namespace, task: str, trainer: Traine
         ]
         logger.log_table("transfer/results", columns=["encoder", "layer", "metric", "value"], data=rows)
         logger.log_image("transfer/chart", [str(paths["png"])])
+        files = [paths["json"], paths["md"], paths["png"], config.out_dir / CONFIG_NAME]
+        files += [Path(p) for r in results for p in r.examples]
+        name = f"{task}-{config.dataset}-results-{logger.version}"
+        log_files(logger, name, "results", [f for f in files if f.is_file()], {"task": task})
         logger.experiment.finish()
     return paths
 

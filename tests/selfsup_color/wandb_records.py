@@ -7,6 +7,8 @@ chunks, each with a 7-byte header (crc32, little-endian length, type: 1 full, 2 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import struct
 import time
 from collections.abc import Iterator
@@ -61,3 +63,8 @@ def finished_run_records(path: Path, timeout: float = 60.0) -> dict[str, list[An
         if "exit" in records or time.monotonic() > deadline:
             return records
         time.sleep(0.2)
+
+
+def md5_base64(path: Path) -> str:
+    """wandb's manifest digest of a file: its MD5, base64-encoded."""
+    return base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode()

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from tests.selfsup_color.data.images import picture, save
-from tests.selfsup_color.wandb_records import finished_run_records
+from tests.selfsup_color.wandb_records import finished_run_records, md5_base64
 from transfer.classification.cache import extract_features, resolve_mode, shard
 from transfer.classification.data import ClassificationData, labelled_folder, split_labelled, subsample
 from transfer.classification.knn import knn_scores, topk_accuracy
@@ -233,6 +233,11 @@ def test_linear_cli_writes_report_and_wandb_offline_run(
     assert names == ["linear-random init (eccv16)"] * 2 + ["linear-shades-report"]
     groups = {r["run"][0].run.run_group for r in (probe, baseline, report)}
     assert len(groups) == 1 and groups.pop().startswith("linear-shades-")  # one group per command
+    (artifact,) = [r.artifact for r in report["artifact"]]  # every file of the report, as one artifact
+    assert artifact.type == "results" and artifact.name.startswith("linear-shades-results-")
+    digests = {entry.path: entry.digest for entry in artifact.manifest.contents}
+    files = ["linear_shades.json", "linear_shades.md", "linear_shades.png", "config.yaml"]
+    assert digests == {name: md5_base64(out / name) for name in files}
     saved = yaml.safe_load((out / "config.yaml").read_text())  # the resolved config, replayable
     assert saved["trainer"]["max_epochs"] == 2 and saved["seed_everything"] == 0
     assert saved["probe"]["optim"]["lr"] == 0.05 and saved["encoder"]["seed"] == 1

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from selfsup_color.pretrain.cli import run_lightning_cli
 from selfsup_color.pretrain.loggers import SafeWandbLogger, log_files, wandb_offline_by_default
 
-from ..wandb_records import finished_run_records
+from ..wandb_records import finished_run_records, md5_base64
 from .conftest import tiny_config, write_config
 
 
@@ -74,11 +72,6 @@ def manifest_digests(run_folder: Path) -> dict[str, dict[str, str]]:
         r.artifact.name: {entry.path: entry.digest for entry in r.artifact.manifest.contents}
         for r in records.get("artifact", [])
     } | {f"type:{r.artifact.name}": {"": r.artifact.type} for r in records.get("artifact", [])}
-
-
-def md5_base64(path: Path) -> str:
-    """wandb's manifest digest of a file: its MD5, base64-encoded."""
-    return base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode()
 
 
 @pytest.fixture()

@@ -94,7 +94,7 @@ def test_module_colorize_and_transfer_agree(gaussian: type, loss: str, tmp_path:
     full = colorize_lightness(module, t.lightness)
     assert torch.equal(full, F.interpolate(module_ab, size=(32, 32), mode="bilinear", align_corners=False))
     # transfer builds the same network from the checkpoint
-    net, report = load_network(EncoderConfig(checkpoint=str(save_checkpoint(module, tmp_path / "m.ckpt"))))
+    net, report = load_network(EncoderConfig(ckpt_path=str(save_checkpoint(module, tmp_path / "m.ckpt"))))
     assert report is not None and report.ok
     with torch.no_grad():
         assert torch.equal(net.eval()(t.lightness), out)
