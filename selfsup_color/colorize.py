@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .core.bins import Q
 from .core.checks import check_float_batch, check_image_batch
-from .core.color import lab_to_rgb, rgb_to_lab
+from .core.color import lab_to_rgb, rgb_to_lightness
 from .core.decode import DEFAULT_TEMPERATURE, annealed_mean
 from .data.decode import load_rgb
 from .data.files import IMAGE_EXTENSIONS
@@ -115,9 +115,8 @@ def colorize_rgb(
     the predicted ab (see :func:`colorize_lightness`), converted to sRGB and clamped.
     """
     check_image_batch(rgb, "rgb", 3)
-    image = rgb.float() / 255 if rgb.dtype == torch.uint8 else rgb
     with torch.no_grad():
-        lightness = rgb_to_lab(image)[:, :1]
+        lightness = rgb_to_lightness(rgb)  # uint8: the pretraining input, bit for bit
         ab = colorize_lightness(net, lightness, temperature, process_size)
         return lab_to_rgb(torch.cat((lightness, ab.to(lightness.dtype)), dim=1)).clamp(0.0, 1.0)
 

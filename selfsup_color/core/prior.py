@@ -32,7 +32,7 @@ from torch import Tensor
 
 from .bins import Q, ab_bins
 from .checks import check_finite, check_float_batch, check_floating, check_image_batch
-from .color import rgb_to_lab
+from .color import colourful, rgb_to_ab
 from .encode import nearest_bin
 
 FORMAT_VERSION = 1
@@ -308,20 +308,19 @@ class PriorEstimator:
     def update_rgb(self, rgb: Tensor) -> None:
         """Count an ``N x 3 x H x W`` sRGB batch, uint8 or float in [0, 1].
 
-        The image is subsampled before the Lab conversion (cheaper, same result: it is per pixel).
+        The ab are :func:`~selfsup_color.core.color.rgb_to_ab`'s, the very values the loss encodes
+        (:class:`~selfsup_color.core.targets.TargetBuilder` with the same stride): uint8 through the
+        same tables, floats in float32.
         """
         check_image_batch(rgb, "rgb", 3)
-        rgb = rgb[..., :: self.stride, :: self.stride]
-        if rgb.dtype == torch.uint8:
-            rgb = rgb.float() / 255
-        self._count(rgb_to_lab(rgb)[:, 1:])
+        self._count(rgb_to_ab(rgb, self.stride))
 
     def _count(self, ab: Tensor) -> None:
         """Add the nearest-bin histogram of already subsampled ab maps."""
         check_finite(ab, "ab")
         self._check_not_reduced()
-        colourful = (ab.abs() > self.gray_threshold).flatten(1).any(dim=1)
-        keep = colourful if self.skip_gray else torch.ones_like(colourful)
+        coloured = colourful(ab, self.gray_threshold)
+        keep = coloured if self.skip_gray else torch.ones_like(coloured)
         idx = torch.where(keep[:, None, None], nearest_bin(ab), Q)  # skipped images -> bin Q
         hist = torch.bincount(idx.flatten(), minlength=Q + 1)[:Q]
         kept = keep.sum()
