@@ -7,15 +7,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from ..core.prior import Prior, PriorEstimator, load_prior, load_prior_table, save_prior
-
-
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+from ..distributed import rank_world
 
 
 def estimate_data_prior(
@@ -32,7 +26,7 @@ def estimate_data_prior(
             f"{type(datamodule).__name__} has no prior_dataloader(); pass a precomputed prior "
             "(--model.prior FILE, from `selfsup-color prior`) or use ColorizationDataModule"
         )
-    rank, world = _rank_world()
+    rank, world = rank_world()
     estimator = PriorEstimator(sigma=sigma)
     for batch in datamodule.prior_dataloader(num_images, rank=rank, world_size=world):
         rgb = batch["rgb"]

@@ -27,7 +27,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from selfsup_color.data.sampling import permutation
+from selfsup_color.data.splits import seeded_split
+from selfsup_color.data.splits import write_split as write_split  # re-exported for run.py
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -233,16 +234,7 @@ def coco_dataset(
 
 def split_ids(ids: Sequence[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Deterministic (train, val) split of ``ids`` (sorted), val holding ``val_fraction`` (at least 1)."""
-    ids = sorted(ids)
-    if len(ids) < 2:
-        raise ValueError(f"cannot split {len(ids)} image(s) into train and val")
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    count = min(max(round(val_fraction * len(ids)), 1), len(ids) - 1)
-    held_out = set(permutation(len(ids), seed, SPLIT_STREAM)[:count].tolist())
-    return [i for k, i in enumerate(ids) if k not in held_out], [
-        i for k, i in enumerate(ids) if k in held_out
-    ]
+    return seeded_split(sorted(ids), val_fraction, seed, SPLIT_STREAM)
 
 
 def read_id_list(path: str | Path, key: str | None = None) -> list[int]:
@@ -265,14 +257,6 @@ def read_id_list(path: str | Path, key: str | None = None) -> list[int]:
         return [int(line) for line in lines if line]
     except ValueError as error:
         raise ValueError(f"{path}: every line must be an integer image id ({error})") from error
-
-
-def write_split(path: str | Path, train: Sequence[Any], val: Sequence[Any], **about: Any) -> Path:
-    """State a split: JSON ``{"train": [...], "val": [...], **about}``, readable by :func:`read_id_list`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**about, "train": list(train), "val": list(val)}, indent=1))
-    return path
 
 
 # --- Pascal VOC ----------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ from torch.utils.data import Dataset
 from selfsup_color.data.crops import resized_size
 from selfsup_color.data.decode import rgb_or_gray
 from selfsup_color.data.files import IMAGE_EXTENSIONS
-from selfsup_color.data.sampling import permutation
+from selfsup_color.data.splits import seeded_split
+from selfsup_color.data.splits import write_split as write_split  # re-exported for run.py
 
 IGNORE_INDEX = 255
 """Mask value of pixels that count neither in the loss nor in the metrics."""
@@ -114,22 +115,7 @@ def pair_files(images: Path, masks: Path) -> list[Pair]:
 
 def split_stems(stems: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """A seeded split of ``stems`` into (train, val), each sorted; val holds round(fraction * n) >= 1."""
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-    if len(stems) < 2:
-        raise ValueError(f"cannot split {len(stems)} image(s) into train and val")
-    order = sorted(stems)
-    count = min(len(order) - 1, max(1, round(val_fraction * len(order))))
-    chosen = set(permutation(len(order), seed, SPLIT_STREAM)[:count].tolist())
-    val = [s for i, s in enumerate(order) if i in chosen]
-    return [s for i, s in enumerate(order) if i not in chosen], val
-
-
-def write_split(path: Path, train: Sequence[str], val: Sequence[str]) -> Path:
-    """Write a split as JSON ``{"train": [...], "val": [...]}`` (readable by :func:`read_split`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"train": list(train), "val": list(val)}, indent=1))
-    return path
+    return seeded_split(sorted(stems), val_fraction, seed, SPLIT_STREAM)
 
 
 def read_split(path: Path, known: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from selfsup_color.data import BUILTIN_PHOTOS, extract_archive, find_images, load_rgb
-from selfsup_color.data.cache import write_atomic
 from selfsup_color.data.packed import PackedPaths
+from selfsup_color.io import write_atomic
 
 from .images import picture, save
 
