@@ -9,7 +9,8 @@ degenerate boxes. Evaluation sets can keep the ignored ones (``keep_ignored=True
 ``target["iscrowd"]``, which the COCO evaluation treats as regions that neither count as misses nor
 make detections false positives (VOC's rule for ``difficult``).
 
-Images are read as stored (no EXIF rotation): annotations refer to the stored pixels.
+Images are read by :func:`~selfsup_color.data.decode.load_rgb` in their stored grid (no EXIF rotation):
+annotations refer to the stored pixels.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from selfsup_color.data.decode import load_rgb
 from selfsup_color.data.splits import seeded_split
 from selfsup_color.data.splits import write_split as write_split  # re-exported for run.py
 
@@ -72,10 +74,12 @@ def read_image(
 ) -> Tensor:
     """The stored pixels of ``path`` as 3 x H x W uint8 RGB, resized to ``size`` (W, H) if given.
 
+    Decoded by :func:`~selfsup_color.data.decode.load_rgb` as every image of the toolkit (alpha on
+    white, 16-bit scaled), keeping the stored grid that the boxes refer to.
+
     ``stored``: the (W, H) the annotations give; a file of another size raises ValueError.
     """
-    with Image.open(path) as image:
-        rgb = image.convert("RGB")
+    rgb = load_rgb(path, upright=False)
     if stored is not None and rgb.size != stored:
         raise ValueError(
             f"{path} is {rgb.size[0]} x {rgb.size[1]} but its annotations say {stored[0]} x {stored[1]}: "
