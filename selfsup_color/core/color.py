@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .checks import check_float_batch, check_range, compute_dtype
+from .checks import check_float_batch, check_floating, check_image_batch, check_range, compute_dtype
 
 # sRGB primaries -> XYZ (D65, 2 degree observer), the same matrix as scikit-image.
 XYZ_FROM_RGB: tuple[tuple[float, ...], ...] = (
@@ -120,13 +120,13 @@ def rgb_to_lightness(rgb: Tensor, check: bool = True) -> Tensor:
     """sRGB in [0, 1] (N x 3 x H x W, float) or 8-bit codes (uint8) -> CIE L (N x 1 x H x W, [0, 100]).
 
     The network input of pretraining, bit for bit (:class:`~selfsup_color.core.targets.TargetBuilder`
-    calls it): uint8 through the tables of :func:`uint8_tables` (:func:`uint8_luminance`,
-    :func:`lightness_from_luminance`), floats as the L channel of :func:`rgb_to_lab`. Floats come back
-    in their own dtype (computed in at least float32), uint8 as float32.
+    runs the same functions; its ``compile=True`` stages may round the last bit differently): uint8
+    through the tables of :func:`uint8_tables` (:func:`uint8_luminance`,
+    :func:`lightness_from_luminance`), floats as the L channel of :func:`rgb_to_lab`. Floats come
+    back in their own dtype (computed in at least float32), uint8 as float32.
     """
+    check_image_batch(rgb, "rgb", 3)
     if rgb.dtype == torch.uint8:
-        if rgb.dim() != 4 or rgb.shape[1] != 3:
-            raise ValueError(f"rgb must be N x 3 x H x W, got shape {tuple(rgb.shape)}")
         luminance = uint8_luminance(rgb.long(), _cached_tables(rgb.device)[1])
         return lightness_from_luminance(luminance)
     return rgb_to_lab(rgb, check)[:, :1]
@@ -139,12 +139,11 @@ def rgb_to_ab(rgb: Tensor, stride: int = 1, check: bool = True) -> Tensor:
     :func:`rgb_to_lab` of the subsampled image in float32. Returns float32. The prior counts these and
     :class:`~selfsup_color.core.targets.TargetBuilder` encodes them, bit for bit.
     """
+    check_image_batch(rgb, "rgb", 3)
     if rgb.dtype == torch.uint8:
-        if rgb.dim() != 4 or rgb.shape[1] != 3:
-            raise ValueError(f"rgb must be N x 3 x H x W, got shape {tuple(rgb.shape)}")
         codes = rgb[..., ::stride, ::stride].long()
         return ab_from_linear(torch.take(_cached_tables(rgb.device)[0], codes))
-    check_float_batch(rgb, "rgb", 3)
+    check_floating(rgb, "rgb")
     return rgb_to_lab(rgb[..., ::stride, ::stride].float(), check)[:, 1:]
 
 
