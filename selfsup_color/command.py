@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
-from .data.cache import write_atomic
+from .io import write_text_atomic
 
 CONFIG_NAME = "config.yaml"
 """The resolved config every command that writes a folder saves in it."""
@@ -74,7 +74,7 @@ def save_config(parser: ArgumentParser, config: Namespace, folder: Path) -> Path
     clean = config.clone()
     clean.pop("config", None)
     text = parser.dump(clean, skip_unset=False)
-    return write_atomic(Path(folder) / CONFIG_NAME, lambda tmp: tmp.write_text(text))
+    return write_text_atomic(Path(folder) / CONFIG_NAME, text)
 
 
 def without_config_key(config: Namespace) -> dict[str, Any]:

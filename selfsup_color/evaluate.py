@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .colorize import _read_rgb, colorize_lightness
 from .core.bins import Q
-from .core.color import lab_to_rgb, rgb_to_lab
+from .core.color import lab_to_rgb, rgb_to_ab, rgb_to_lightness
 from .core.encode import nearest_bin
 from .core.metrics import (
     MAX_THRESHOLD,
@@ -149,9 +149,9 @@ def evaluate_photos(
         pixels_np = _read_rgb(Path(path))
         if pixels_np is None:
             continue
-        rgb = torch.from_numpy(pixels_np).permute(2, 0, 1)[None].to(device).float() / 255.0
-        lab = rgb_to_lab(rgb)
-        lightness, true_ab = lab[:, :1], lab[:, 1:]
+        codes = torch.from_numpy(pixels_np).permute(2, 0, 1)[None].to(device)
+        rgb = codes.float() / 255.0
+        lightness, true_ab = rgb_to_lightness(codes), rgb_to_ab(codes)  # as in training
         pixels += true_ab.shape[-2] * true_ab.shape[-1]
         truth_colourfulness.append(float(colourfulness(rgb)[0]))
         for name, predict in methods.items():

@@ -18,7 +18,7 @@ from PIL import Image
 from torch import Tensor
 
 from .core.bins import GRID, Q, ab_bins
-from .core.checks import check_float_batch
+from .core.checks import check_bin_vector, check_float_batch
 from .core.color import lab_to_rgb
 
 AB_LIMIT = 110
@@ -54,19 +54,6 @@ def gamut_colours(lightness: float = 50.0) -> Tensor:
     return lab_to_rgb(lab.T.reshape(1, 3, Q, 1))[0, :, :, 0].T
 
 
-def _check_prior_vector(prior: Tensor) -> None:
-    if not isinstance(prior, Tensor):
-        raise TypeError(f"prior must be a torch.Tensor, got {type(prior).__name__}")
-    if prior.shape != (Q,):
-        raise ValueError(
-            f"prior must have shape ({Q},), one probability per ab bin, got {tuple(prior.shape)}"
-        )
-    if not bool(torch.isfinite(prior).all()):
-        raise ValueError("prior holds NaN or infinite values")
-    if bool((prior < 0).any()):
-        raise ValueError(f"prior must be non-negative, found minimum {float(prior.min()):.4g}")
-
-
 def _show_plane(ax: object, values: np.ndarray, **options: object) -> object:
     """``imshow`` a per-bin plane (from :func:`_plane`) over [-110, 110]^2, a right, b up."""
     half = AB_LIMIT + GRID / 2
@@ -80,7 +67,7 @@ def _show_plane(ax: object, values: np.ndarray, **options: object) -> object:
 
 def _log_plane(prior: Tensor) -> np.ndarray:
     """log10 of a prior on the ab plane, masked where out of gamut or zero."""
-    _check_prior_vector(prior)
+    check_bin_vector(prior, "prior")
     p = prior.detach().to("cpu", torch.float64).numpy()
     with np.errstate(divide="ignore"):
         return np.ma.masked_invalid(_plane(np.log10(p)[:, None], np.nan)[..., 0])

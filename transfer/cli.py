@@ -36,6 +36,7 @@ from selfsup_color.command import (
     run_function,
     save_config,
 )
+from selfsup_color.distributed import is_global_zero
 
 from .encoder import EncoderConfig
 from .report import Result, gather, write_report
@@ -174,15 +175,6 @@ def publish(results: list[Result], config: Namespace, task: str, trainer: Traine
         log_files(logger, name, "results", [f for f in files if f.is_file()], {"task": task})
         logger.experiment.finish()
     return paths
-
-
-def is_global_zero() -> bool:
-    import os
-
-    return (
-        int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
-        and int(os.environ.get("NODE_RANK", "0")) == 0
-    )
 
 
 def run_task(task: str, argv: list[str]) -> int:

@@ -296,11 +296,15 @@ class LightnessEncoder(nn.Module):
 
     def forward(self, rgb: Tensor, taps: Sequence[str] | str | None = None) -> dict[str, Tensor]:
         """Feature maps of ``taps`` (all if None) for ``rgb``: N x 3 x H x W uint8, or floats in [0, 1]."""
-        lightness = rgb_to_lightness(rgb, check=False)
         if self.fully_frozen:
             with torch.no_grad():
-                return self.net.forward_features(lightness, taps)
-        return self.net.forward_features(lightness, taps)
+                return lightness_features(self.net, rgb, taps)
+        return lightness_features(self.net, rgb, taps)
+
+
+def lightness_features(net: Any, rgb: Tensor, taps: Sequence[str] | str | None = None) -> dict[str, Tensor]:
+    """The taps of ``net`` for an RGB batch: its lightness as pretraining computes it, through the net."""
+    return net.forward_features(rgb_to_lightness(rgb, check=False), taps)
 
 
 def build_encoder(config: EncoderConfig, freeze_at: str | None = "all") -> LightnessEncoder:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from experiments.paths import REPO, ensure_data
 from experiments.results.stages import Stage, stages
+from selfsup_color.io import write_text_atomic
 
 
 def code_version() -> str:
@@ -46,10 +47,7 @@ def record_stage(root: Path, name: str, record: dict[str, object], replace: bool
     manifest = read_manifest(root)
     if replace or name not in manifest:
         manifest[name] = record
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    tmp.replace(root / "manifest.json")
+    write_text_atomic(root / "manifest.json", json.dumps(manifest, indent=1))
 
 
 def run_stage(stage: Stage, root: Path) -> dict[str, object]:

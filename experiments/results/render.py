@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from experiments.paths import REPO
 from experiments.results.stages import ARMS, PRETEXTS, RANDOM, SPLITS, SUPERVISED
 from experiments.results.stats import gap_share, summarize, welch_contrast
+from selfsup_color.data.decode import load_rgb
 
 DOCS = REPO / "docs"
 FIGURES = DOCS / "results"
@@ -159,8 +158,7 @@ def copy_figure(src: Path, name: str) -> str:
     """Copy ``src`` to docs/results/``name`` (re-encoded as JPEG for a .jpg name) and link it."""
     FIGURES.mkdir(parents=True, exist_ok=True)
     if name.endswith(".jpg"):
-        with Image.open(src) as image:
-            image.convert("RGB").save(FIGURES / name, quality=90)
+        load_rgb(src).save(FIGURES / name, quality=90)  # transparent figures on white
     else:
         shutil.copyfile(src, FIGURES / name)
     return figure_link(FIGURES / name)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .bins import Q
+
+SUM_TOL = 1e-3
+"""How far from 1 the sum of a probability vector may be."""
+
 
 def check_image_batch(x: Tensor, name: str, channels: int) -> None:
     """Raise if ``x`` is not an ``N x channels x H x W`` tensor."""
@@ -57,3 +62,27 @@ def check_range(x: Tensor, name: str, low: float, high: float, tol: float = 1e-4
 def compute_dtype(x: Tensor) -> torch.dtype:
     """Float32 for half-precision inputs (their rounding breaks colour maths), else the input dtype."""
     return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+
+
+def check_bin_vector(x: Tensor, name: str) -> None:
+    """Raise unless ``x`` is a tensor of shape ``(Q,)``, finite and non-negative (counts or a prior)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.shape != (Q,):
+        raise ValueError(f"{name} must have shape ({Q},), one entry per bin, got shape {tuple(x.shape)}")
+    if x.is_floating_point():
+        check_finite(x, name)
+    if bool((x < 0).any()):
+        raise ValueError(f"{name} must be non-negative, found minimum {float(x.min()):.4g}")
+
+
+def check_prior(p: Tensor, name: str = "prior") -> None:
+    """Raise unless ``p`` is a floating probability vector over the Q bins (sum 1 within :data:`SUM_TOL`)."""
+    check_bin_vector(p, name)
+    check_floating(p, name)
+    total = float(p.double().sum())
+    if abs(total - 1.0) > SUM_TOL:
+        raise ValueError(
+            f"{name} must sum to 1 (within {SUM_TOL}), sums to {total:.6g}; "
+            f"normalise it with {name} / {name}.sum(), or use smooth_prior for raw counts"
+        )

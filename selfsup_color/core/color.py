@@ -2,14 +2,21 @@
 
 Every function is differentiable and stays on the input's device. Piecewise curves are written with
 ``clamp`` instead of ``where`` so that no branch produces NaN gradients and the ops stay fusable.
+
+The one path from images to what a network sees and what the loss encodes: :func:`rgb_to_lightness`
+(the network input: pretraining, transfer, colorize, evaluate) and :func:`rgb_to_ab` (the ground truth:
+the targets, the prior, evaluate). 8-bit images go through look-up tables (:func:`uint8_tables`);
+:class:`~selfsup_color.core.targets.TargetBuilder` runs the same functions in stages.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
-from .checks import check_float_batch, check_range, compute_dtype
+from .checks import check_float_batch, check_floating, check_image_batch, check_range, compute_dtype
 
 # sRGB primaries -> XYZ (D65, 2 degree observer), the same matrix as scikit-image.
 XYZ_FROM_RGB: tuple[tuple[float, ...], ...] = (
@@ -112,21 +119,87 @@ def rgb_to_lab(rgb: Tensor, check: bool = True) -> Tensor:
 def rgb_to_lightness(rgb: Tensor, check: bool = True) -> Tensor:
     """sRGB in [0, 1] (N x 3 x H x W, float) or 8-bit codes (uint8) -> CIE L (N x 1 x H x W, [0, 100]).
 
-    The L channel of :func:`rgb_to_lab` without computing a and b: what a colorization encoder sees.
-    Floats come back in their own dtype (computed in at least float32), uint8 as float32.
+    The network input of pretraining, bit for bit (:class:`~selfsup_color.core.targets.TargetBuilder`
+    runs the same functions; its ``compile=True`` stages may round the last bit differently): uint8
+    through the tables of :func:`uint8_tables` (:func:`uint8_luminance`,
+    :func:`lightness_from_luminance`), floats as the L channel of :func:`rgb_to_lab`. Floats come
+    back in their own dtype (computed in at least float32), uint8 as float32.
     """
+    check_image_batch(rgb, "rgb", 3)
     if rgb.dtype == torch.uint8:
-        if rgb.dim() != 4 or rgb.shape[1] != 3:
-            raise ValueError(f"rgb must be N x 3 x H x W, got shape {tuple(rgb.shape)}")
-        x, out_dtype = rgb.float() / 255.0, torch.float32
-    else:
-        check_float_batch(rgb, "rgb", 3)
-        if check:
-            check_range(rgb, "rgb", 0.0, 1.0)
-        x, out_dtype = rgb.to(compute_dtype(rgb)), rgb.dtype
-    weights = torch.tensor(XYZ_FROM_RGB[1], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    luminance = (srgb_to_linear(x) * weights).sum(dim=1, keepdim=True)
-    return (116.0 * lab_compand(luminance) - 16.0).to(out_dtype)
+        luminance = uint8_luminance(rgb.long(), _cached_tables(rgb.device)[1])
+        return lightness_from_luminance(luminance)
+    return rgb_to_lab(rgb, check)[:, :1]
+
+
+def rgb_to_ab(rgb: Tensor, stride: int = 1, check: bool = True) -> Tensor:
+    """The ab (N x 2 x h x w) of every ``stride``-th pixel: what the loss encodes.
+
+    uint8 through the tables of :func:`uint8_tables` (:func:`ab_from_linear`), floats in [0, 1] as
+    :func:`rgb_to_lab` of the subsampled image in float32. Returns float32. The prior counts these and
+    :class:`~selfsup_color.core.targets.TargetBuilder` encodes them, bit for bit.
+    """
+    check_image_batch(rgb, "rgb", 3)
+    if rgb.dtype == torch.uint8:
+        codes = rgb[..., ::stride, ::stride].long()
+        return ab_from_linear(torch.take(_cached_tables(rgb.device)[0], codes))
+    check_floating(rgb, "rgb")
+    return rgb_to_lab(rgb[..., ::stride, ::stride].float(), check)[:, 1:]
+
+
+def _uint8_linear() -> Tensor:
+    """The 256 linear-light values of 8-bit sRGB codes, computed in float64."""
+    return srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255.0)
+
+
+def uint8_tables() -> tuple[Tensor, Tensor]:
+    """float32 look-up tables of 8-bit codes: linear RGB (256) and each channel's share of Y (3 x 256).
+
+    Computed in float64 and rounded once. The bin search downstream is exact in float32 only: a
+    module cast to another dtype must rebuild them (exactly) instead of using cast copies.
+    """
+    linear = _uint8_linear()
+    y_row = torch.tensor(XYZ_FROM_RGB[1], dtype=torch.float64)
+    return linear.float(), (y_row[:, None] * linear[None]).float()
+
+
+_TABLES: dict[torch.device, tuple[Tensor, Tensor]] = {}
+
+
+def _cached_tables(device: torch.device) -> tuple[Tensor, Tensor]:
+    if device not in _TABLES:
+        _TABLES[device] = tuple(t.to(device) for t in uint8_tables())  # type: ignore[assignment]
+    return _TABLES[device]
+
+
+def uint8_luminance(
+    codes: Tensor, luminance_lut: Tensor, look_up: Callable[..., Tensor] = torch.take
+) -> Tensor:
+    """Luminance Y (N x H x W) of integer sRGB ``codes`` (N x 3 x H x W), ``luminance_lut`` from
+    :func:`uint8_tables`.
+
+    ``look_up(table, codes)`` gathers (``torch.take`` wants int64 codes; indexing takes int32).
+    """
+    y = look_up(luminance_lut[0], codes[:, 0]) + look_up(luminance_lut[1], codes[:, 1])
+    return y + look_up(luminance_lut[2], codes[:, 2])
+
+
+def lightness_from_luminance(y: Tensor) -> Tensor:
+    """CIE L (N x 1 x H x W) of luminance Y (N x H x W, in [0, 1]; fast cube root)."""
+    return (116.0 * lab_compand(y, fast=True) - 16.0).unsqueeze(1)
+
+
+def ab_from_linear(linear: Tensor) -> Tensor:
+    """ab (N x 2 x H x W) of linear RGB in [0, 1] (fast cube root)."""
+    return linear_rgb_to_lab(linear, fast=True)[:, 1:]
+
+
+def colourful(ab: Tensor, gray_threshold: float) -> Tensor:
+    """N bool: whether any pixel of each ab map has ``|a|`` or ``|b|`` above ``gray_threshold``.
+
+    Images that are not colourful are grayscale: the loss skips them and the prior leaves them out.
+    """
+    return (ab.abs() > gray_threshold).flatten(1).any(dim=1)
 
 
 def lab_to_rgb(lab: Tensor, check: bool = True) -> Tensor:

@@ -14,10 +14,10 @@ from torch import Tensor
 from torch.nn import Module
 from torchmetrics import Metric
 
+from .checks import check_bin_vector
 from .metrics import (
     MAX_THRESHOLD,
     _check_data_range,
-    _check_prior,
     _check_threshold,
     _inverse_prior,
     _rebalanced_histogram,
@@ -88,10 +88,10 @@ class RebalancedAuC(AuC):
 
     def __init__(self, prior: Tensor, max_threshold: int = MAX_THRESHOLD, **kwargs: Any) -> None:
         super().__init__(max_threshold, **kwargs)
-        _check_prior(prior)
+        check_bin_vector(prior, "prior")
         p = prior.detach().to(device="cpu", dtype=torch.float64)
-        if not bool(torch.isfinite(p).all()) or bool((p < 0).any()) or not bool((p > 0).any()):
-            raise ValueError("prior must be finite, non-negative and positive somewhere")
+        if not bool((p > 0).any()):
+            raise ValueError("prior must be positive somewhere")
         self.bin_weights = _inverse_prior(p, self.device)
 
     def update(self, pred: Tensor, target: Tensor) -> None:

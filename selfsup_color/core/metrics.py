@@ -19,8 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .bins import Q
-from .checks import check_float_batch, compute_dtype
+from .checks import check_bin_vector, check_float_batch, compute_dtype
 from .encode import nearest_bin
 
 __all__ = [
@@ -118,12 +117,6 @@ def auc(pred_ab: Tensor, true_ab: Tensor, max_threshold: int = MAX_THRESHOLD) ->
     return auc_from_histogram(ab_distance_histogram(pred_ab, true_ab, None, max_threshold))
 
 
-def _check_prior(prior: Tensor) -> None:
-    if not isinstance(prior, Tensor) or prior.shape != (Q,):
-        shape = tuple(prior.shape) if isinstance(prior, Tensor) else type(prior).__name__
-        raise ValueError(f"prior must be a 1-D tensor of the {Q} bin probabilities, got {shape}")
-
-
 def _inverse_prior(prior: Tensor, device: torch.device) -> Tensor:
     """Per-bin weights ``1 / prior`` (float64); entries <= 0 get the smallest positive entry.
 
@@ -152,7 +145,7 @@ def rebalanced_auc(
     rebalancing with lambda = 0. Bins with prior <= 0 get the weight of the rarest bin with a
     positive prior rather than an infinite one. Returns a float64 0-dim tensor.
     """
-    _check_prior(prior)
+    check_bin_vector(prior, "prior")
     bin_weights = _inverse_prior(prior, true_ab.device)
     return auc_from_histogram(_rebalanced_histogram(pred_ab, true_ab, bin_weights, max_threshold))
 

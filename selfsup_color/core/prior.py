@@ -30,45 +30,18 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ..distributed import in_process_group
+from ..io import write_text_atomic
 from .bins import Q, ab_bins
-from .checks import check_finite, check_float_batch, check_floating, check_image_batch
-from .color import rgb_to_lab
+from .checks import check_bin_vector, check_finite, check_float_batch, check_image_batch, check_prior
+from .color import colourful, rgb_to_ab
 from .encode import nearest_bin
 from .targets import OUTPUT_STRIDE
 
 FORMAT_VERSION = 1
 """Version of the JSON prior file format written by :func:`save_prior`."""
 
-SUM_TOL = 1e-3
-"""How far from 1 the sum of a probability vector may be."""
-
 _TALLIES = ("n_images", "n_pixels", "n_gray_skipped")
-
-
-def _check_bin_vector(x: Tensor, name: str) -> None:
-    """Raise unless ``x`` is a finite, non-negative tensor of shape ``(Q,)``."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.shape != (Q,):
-        raise ValueError(
-            f"{name} must be a 1-D tensor with one entry per bin ({Q}), got shape {tuple(x.shape)}"
-        )
-    if x.is_floating_point():
-        check_finite(x, name)
-    if bool((x < 0).any()):
-        raise ValueError(f"{name} must be non-negative, found minimum {float(x.min()):.4g}")
-
-
-def check_prior(p: Tensor, name: str = "prior") -> None:
-    """Raise unless ``p`` is a floating probability vector over the Q bins (sum 1 within 1e-3)."""
-    _check_bin_vector(p, name)
-    check_floating(p, name)
-    total = float(p.double().sum())
-    if abs(total - 1.0) > SUM_TOL:
-        raise ValueError(
-            f"{name} must sum to 1 (within {SUM_TOL}), sums to {total:.6g}; "
-            f"normalise it with {name} / {name}.sum(), or use smooth_prior for raw counts"
-        )
 
 
 def smoothing_kernel(sigma: float, device: torch.device | str | None = None) -> Tensor:
@@ -84,7 +57,7 @@ def smoothing_kernel(sigma: float, device: torch.device | str | None = None) -> 
 
 def smooth_prior(counts_or_probs: Tensor, sigma: float = 5.0) -> Tensor:
     """Smoothed prior ``K c / sum(K c)`` (float64, sums to 1) from counts or probabilities ``c``."""
-    _check_bin_vector(counts_or_probs, "counts_or_probs")
+    check_bin_vector(counts_or_probs, "counts_or_probs")
     c = counts_or_probs.to(torch.float64)
     if not bool(c.sum() > 0):
         raise ValueError("counts_or_probs is all zero: no pixel was counted, so there is no prior")
@@ -151,7 +124,7 @@ class Prior:
         check_prior(self.prior, "prior")
         object.__setattr__(self, "prior", self.prior.detach().to("cpu", torch.float64))
         if self.counts is not None:
-            _check_bin_vector(self.counts, "counts")
+            check_bin_vector(self.counts, "counts")
             if self.counts.dtype != torch.int64:
                 raise TypeError(f"counts must be int64, got {self.counts.dtype}")
             object.__setattr__(self, "counts", self.counts.detach().cpu())
@@ -168,14 +141,12 @@ class Prior:
 
 
 def save_prior(record: Prior, path: str | os.PathLike[str]) -> None:
-    """Write ``record`` as JSON (plain numbers, exact float64 round trip), atomically."""
+    """Write ``record`` as JSON (plain numbers, exact float64 round trip), atomically: concurrent writers
+    never share a temporary file (:func:`~selfsup_color.io.write_text_atomic`)."""
     data: dict[str, Any] = {f: getattr(record, f) for f in _FIELDS}
     data["prior"] = record.prior.tolist()
     data["counts"] = None if record.counts is None else record.counts.tolist()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1))
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -309,20 +280,19 @@ class PriorEstimator:
     def update_rgb(self, rgb: Tensor) -> None:
         """Count an ``N x 3 x H x W`` sRGB batch, uint8 or float in [0, 1].
 
-        The image is subsampled before the Lab conversion (cheaper, same result: it is per pixel).
+        The ab are :func:`~selfsup_color.core.color.rgb_to_ab`'s, the very values the loss encodes
+        (:class:`~selfsup_color.core.targets.TargetBuilder` with the same stride): uint8 through the
+        same tables, floats in float32.
         """
         check_image_batch(rgb, "rgb", 3)
-        rgb = rgb[..., :: self.stride, :: self.stride]
-        if rgb.dtype == torch.uint8:
-            rgb = rgb.float() / 255
-        self._count(rgb_to_lab(rgb)[:, 1:])
+        self._count(rgb_to_ab(rgb, self.stride))
 
     def _count(self, ab: Tensor) -> None:
         """Add the nearest-bin histogram of already subsampled ab maps."""
         check_finite(ab, "ab")
         self._check_not_reduced()
-        colourful = (ab.abs() > self.gray_threshold).flatten(1).any(dim=1)
-        keep = colourful if self.skip_gray else torch.ones_like(colourful)
+        coloured = colourful(ab, self.gray_threshold)
+        keep = coloured if self.skip_gray else torch.ones_like(coloured)
         idx = torch.where(keep[:, None, None], nearest_bin(ab), Q)  # skipped images -> bin Q
         hist = torch.bincount(idx.flatten(), minlength=Q + 1)[:Q]
         kept = keep.sum()
@@ -336,7 +306,7 @@ class PriorEstimator:
         Works with gloo (any device) and nccl (CPU-held counts travel through the current CUDA
         device). Call it once, after the last update, on every rank.
         """
-        if not (dist.is_available() and dist.is_initialized()):
+        if not in_process_group():
             return self
         self._check_not_reduced()
         buf = torch.cat((self._counts, self._tallies))
@@ -388,7 +358,7 @@ class PriorEstimator:
                 "counts made with different settings cannot be mixed"
             )
         counts = state["counts"]
-        _check_bin_vector(counts, "state['counts']")
+        check_bin_vector(counts, "state['counts']")
         if counts.dtype != torch.int64:
             raise TypeError(f"state['counts'] must be int64, got {counts.dtype}")
         self._counts.copy_(counts)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .bins import Q
-from .prior import check_prior
+from .checks import check_prior
 
 MIN_MIXED_MASS = 1e-12
 """Floor of the mixed distribution ``(1 - lam) p + lam / Q`` (probability units).

@@ -18,7 +18,15 @@ from torch import Tensor, nn
 
 from .bins import Q
 from .checks import check_image_batch, check_range
-from .color import XYZ_FROM_RGB, lab_compand, linear_rgb_to_lab, rgb_to_lab, srgb_to_linear
+from .color import (
+    ab_from_linear,
+    colourful,
+    lightness_from_luminance,
+    rgb_to_ab,
+    rgb_to_lightness,
+    uint8_luminance,
+    uint8_tables,
+)
 from .encode import DEFAULT_K, DEFAULT_SIGMA, SoftTargets, gaussian_weights
 from .knn import candidate_codes, candidate_major, cell_index, gather_codes, select_bins
 
@@ -43,22 +51,6 @@ class ColorizationTargets(NamedTuple):
     """N bool: False for grayscale images, which carry no loss."""
 
 
-def _uint8_linear_lut() -> Tensor:
-    """The 256 linear-light values of 8-bit sRGB codes, computed in float64."""
-    return srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255.0)
-
-
-def _tables() -> tuple[Tensor, Tensor]:
-    """float32 look-up tables of 8-bit codes: linear RGB (256) and each channel's share of Y (3 x 256).
-
-    The bin search downstream is exact in float32 only: a module cast to another dtype rebuilds
-    them (exactly) instead of using cast copies.
-    """
-    linear = _uint8_linear_lut()
-    y_row = torch.tensor(XYZ_FROM_RGB[1], dtype=torch.float64)
-    return linear.float(), (y_row[:, None] * linear[None]).float()
-
-
 def gather_uint8(
     rgb: Tensor, luminance_lut: Tensor, linear_lut: Tensor, stride: int
 ) -> tuple[Tensor, Tensor]:
@@ -68,8 +60,8 @@ def gather_uint8(
     compiling = torch.compiler.is_compiling()
     codes = rgb.int() if compiling else rgb.long()
     look_up = _index if compiling else torch.take
-    y = look_up(luminance_lut[0], codes[:, 0]) + look_up(luminance_lut[1], codes[:, 1])
-    return y + look_up(luminance_lut[2], codes[:, 2]), look_up(linear_lut, codes[:, :, ::stride, ::stride])
+    linear = look_up(linear_lut, codes[:, :, ::stride, ::stride])
+    return uint8_luminance(codes, luminance_lut, look_up), linear
 
 
 def _index(table: Tensor, codes: Tensor) -> Tensor:
@@ -78,16 +70,14 @@ def _index(table: Tensor, codes: Tensor) -> Tensor:
 
 def lab_from_linear(y: Tensor, linear: Tensor, gray_threshold: float) -> tuple[Tensor, ...]:
     """Arithmetic stage: L (N x 1 x H x W), ab (N x 2 x h x w), its a, b, table cells and non-gray mask."""
-    lightness = (116.0 * lab_compand(y, fast=True) - 16.0).unsqueeze(1)
-    ab = linear_rgb_to_lab(linear, fast=True)[:, 1:]
-    return lightness, ab, *encoding_inputs(ab, gray_threshold)
+    ab = ab_from_linear(linear)
+    return lightness_from_luminance(y), ab, *encoding_inputs(ab, gray_threshold)
 
 
 def encoding_inputs(ab: Tensor, gray_threshold: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Contiguous a and b, their table cells and the non-gray mask of an ab map."""
     a, b = (x.contiguous() for x in ab.unbind(1))
-    nongray = (ab.abs() > gray_threshold).flatten(1).any(dim=1)
-    return a, b, cell_index(a, b), nongray
+    return a, b, cell_index(a, b), colourful(ab, gray_threshold)
 
 
 def soft_targets(
@@ -126,7 +116,7 @@ class TargetBuilder(nn.Module):
             raise ValueError(f"class_weights must have shape ({Q},), got {tuple(class_weights.shape)}")
         self.k, self.sigma, self.stride, self.gray_threshold = k, sigma, stride, gray_threshold
         self.register_buffer("class_weights", class_weights.float().clone(), persistent=False)
-        linear, luminance = _tables()
+        linear, luminance = uint8_tables()
         self.register_buffer("linear_lut", linear, persistent=False)
         self.register_buffer("luminance_lut", luminance, persistent=False)
         self.register_buffer("knn_codes", candidate_codes(k), persistent=False)
@@ -167,15 +157,15 @@ class TargetBuilder(nn.Module):
         check_image_batch(rgb, "rgb", 3)
         if rgb.dtype == torch.uint8:
             if self.linear_lut.dtype != torch.float32:  # the module was cast ("64-true", "bf16-true")
-                self.linear_lut, self.luminance_lut = (t.to(rgb.device) for t in _tables())
+                self.linear_lut, self.luminance_lut = (t.to(rgb.device) for t in uint8_tables())
             y, linear = self._run(gather_uint8, rgb, self.luminance_lut, self.linear_lut, self.stride)
             return self._encode(*self._run(lab_from_linear, y, linear, self.gray_threshold))
         if not rgb.is_floating_point():
             raise TypeError(f"rgb must be uint8 or floating point in [0, 1], got {rgb.dtype}")
         check_range(rgb, "rgb", 0.0, 1.0)
-        lab = rgb_to_lab(rgb.float(), check=False)
-        ab = lab[:, 1:, :: self.stride, :: self.stride]
-        return self._encode(lab[:, :1], ab, *encoding_inputs(ab, self.gray_threshold))
+        lightness = rgb_to_lightness(rgb.float(), check=False)
+        ab = rgb_to_ab(rgb, self.stride, check=False)
+        return self._encode(lightness, ab, *encoding_inputs(ab, self.gray_threshold))
 
 
 def prepare_batch(rgb: Tensor, class_weights: Tensor | None = None, **options: Any) -> ColorizationTargets:

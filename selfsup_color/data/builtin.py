@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .cache import cache_dir, write_atomic
+from ..io import write_atomic
+from .cache import cache_dir
 
 BUILTIN_PHOTOS: dict[str, tuple[str, ...]] = {
     "train": (

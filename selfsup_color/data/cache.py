@@ -1,4 +1,4 @@
-"""The cache folder, atomic file writes and one-time archive unpacking.
+"""The cache folder and one-time archive unpacking (atomic file writes: :mod:`selfsup_color.io`).
 
 Several processes (DDP ranks, concurrent test runs) may fill the cache at once. Every file or folder
 appears under its final name in one ``os.replace`` / ``os.rename``, so a reader never sees it half
@@ -11,7 +11,6 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 
@@ -19,21 +18,6 @@ def cache_dir() -> Path:
     """``$SELFSUP_COLOR_CACHE`` if set, else ``~/.cache/selfsup_color`` (not created here)."""
     env = os.environ.get("SELFSUP_COLOR_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "selfsup_color"
-
-
-def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    os.close(fd)
-    try:
-        write(Path(name))
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def extract_archive(archive: str | Path, root: str | Path | None = None) -> Path:

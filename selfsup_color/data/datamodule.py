@@ -18,6 +18,7 @@ from .crops import check_sizes
 from .dataset import ImageFiles, collate_images
 from .files import find_images
 from .sampling import PRIOR, SPLIT, SUBSET, EpochSampler, ResumableLoader, permutation, seed_worker
+from .splits import seeded_split
 
 
 class ColorizationDataModule(LightningDataModule):
@@ -157,15 +158,8 @@ class ColorizationDataModule(LightningDataModule):
 
 
 def split_files(files: list[Path], fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
-    """Split ``files`` into (train, val), val holding ``fraction`` of them (at least 1), seeded."""
-    if len(files) < 2:
-        raise ValueError(f"cannot hold out a validation fraction of {len(files)} image(s)")
-    count = min(max(round(fraction * len(files)), 1), len(files) - 1)
-    order = permutation(len(files), seed, SPLIT)
-    held_out = set(order[:count].tolist())
-    train = [f for i, f in enumerate(files) if i not in held_out]
-    val = [f for i, f in enumerate(files) if i in held_out]
-    return train, val
+    """Split ``files`` into (train, val), val holding ``fraction`` of them (:func:`~.splits.seeded_split`)."""
+    return seeded_split(files, fraction, seed, SPLIT)
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:

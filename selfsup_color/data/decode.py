@@ -63,10 +63,15 @@ def _scaled_gray(values: np.ndarray, white: float) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(values * (255.0 / white)), 0, 255).astype(np.uint8))
 
 
-def load_rgb(path: str | PathLike[str]) -> Image.Image:
-    """The image at ``path``, upright, as RGB at full resolution; raises on a broken file."""
+def load_rgb(path: str | PathLike[str], upright: bool = True) -> Image.Image:
+    """The image at ``path`` as RGB at full resolution; raises on a broken file.
+
+    The one reader of whole images (colorize, evaluate, detection, segmentation; crops come from
+    :func:`read_crop`, the same picture). ``upright=False`` keeps the stored pixel grid (EXIF
+    orientation ignored), which detection boxes and segmentation masks refer to.
+    """
     with Image.open(path) as image:
-        turn = orientation(image)
+        turn = orientation(image) if upright else 1
         upright = ImageOps.exif_transpose(image) if turn != 1 else image
         out = rgb_or_gray(upright)
         return out if out.mode == "RGB" else out.convert("RGB")

@@ -1,4 +1,8 @@
-"""Finding the image files of a data source: a folder, a file list, ``builtin`` or explicit files."""
+"""Finding the image files of a data source: a folder, a file list, ``builtin`` or explicit files.
+
+:func:`find_images` is the one file finder of the toolkit: training, the prior, colorize, evaluate
+and transfer all take their inputs through it.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,9 @@ def find_images(source: Source | Sequence[Source]) -> list[Path]:
       start with a dot (hidden files and folders, macOS ``._*`` files) are skipped;
     - a ``.txt`` file list: one path per line, relative ones taken from the list's folder; blank lines
       and lines starting with ``#`` are ignored; every listed file must exist;
-    - an image file;
+    - a file named explicitly, whatever its ending (Pillow may read more formats than
+      :data:`IMAGE_EXTENSIONS`, e.g. HEIC with a plugin; a file it cannot read is skipped with a
+      warning where images are read), hidden or not;
     - ``"builtin"`` or ``"builtin:train"``, ``"builtin:val"``: scikit-image's photos
       (:mod:`selfsup_color.data.builtin`). To mean a folder named ``builtin``, write ``./builtin``.
 
@@ -55,13 +61,7 @@ def _expand(source: Source) -> list[Path]:
         )
     if path.is_dir():
         return scan_folder(path)
-    if path.suffix.lower() == ".txt":
-        return read_file_list(path)
-    if is_image_name(path):
-        return [path]
-    raise ValueError(
-        f"{path} is not a folder, a .txt file list or an image file ({', '.join(IMAGE_EXTENSIONS)})"
-    )
+    return read_file_list(path) if path.suffix.lower() == ".txt" else [path]
 
 
 def scan_folder(folder: Path) -> list[Path]:

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ..distributed import rank_world
 from .dataset import ImageFiles
 
 SPLIT, SUBSET, PRIOR = 1, 2, 3
@@ -38,7 +38,7 @@ class EpochSampler(DistributedSampler[int]):
     """
 
     def __init__(self, dataset: ImageFiles, seed: int = 0) -> None:
-        world, rank = (dist.get_world_size(), dist.get_rank()) if _distributed() else (1, 0)
+        rank, world = rank_world()
         super().__init__(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
         self.images = dataset
         self._skip = 0
@@ -91,10 +91,6 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._restore = {"epoch": int(state["epoch"]), "batches": int(state["batches"])}
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
 
 
 def seed_worker(worker_id: int) -> None:

@@ -15,10 +15,11 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from ..core.checks import compute_dtype
+from ..distributed import rank_world
 
 
 def _world() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    return rank_world()[1]
 
 
 class _AllReduceSum(torch.autograd.Function):

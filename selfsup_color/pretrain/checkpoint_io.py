@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from ..io import write_atomic
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` whose local writes are atomic (a kill mid-write keeps the old file).
 
-    The checkpoint goes to ``<path>.tmp-<pid>`` and is moved over ``path`` with ``os.replace``,
-    so ``last.ckpt`` is always a whole checkpoint. Remote paths (fsspec URLs) use the plain write.
+    The checkpoint goes to a temporary file beside ``path`` and is moved over it
+    (:func:`~selfsup_color.io.write_atomic`), so ``last.ckpt`` is always a whole checkpoint.
+    Remote paths (fsspec URLs) use the plain write.
     """
 
     def save_checkpoint(
@@ -21,11 +22,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if "://" in str(path):  # remote (fsspec) storage: no local rename
             return super().save_checkpoint(checkpoint, path, storage_options)
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-        try:
-            super().save_checkpoint(checkpoint, tmp, storage_options)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        save = super().save_checkpoint
+        write_atomic(path, lambda tmp: save(checkpoint, tmp, storage_options))

@@ -87,14 +87,15 @@ def colorize(
         process_size: shorter side the network sees (0: full resolution); ab is upsampled back.
         device: where to run (default: the first GPU, else the CPU).
     """
-    from ..colorize import colorize_files, expand_inputs
+    from ..colorize import colorize_files
+    from ..data.files import find_images
     from .checkpoint import load_pretraining_module
 
     device = default_device(device)
     module = load_pretraining_module(ckpt_path, map_location=device)
     written = colorize_files(
         module,
-        expand_inputs(inputs),
+        find_images(inputs),
         out,
         temperature=module.hparams.temperature if temperature is None else temperature,
         process_size=process_size or None,
@@ -126,7 +127,7 @@ def evaluate(
         grid: photos in the grid (0: none).
         device: where to run (default: the first GPU, else the CPU).
     """
-    from ..colorize import expand_inputs
+    from ..data.files import find_images
     from ..evaluate import evaluate_photos, network_predictor, spread, write_evaluation
     from .checkpoint import load_pretraining_module
     from .prior_pass import read_prior
@@ -139,7 +140,7 @@ def evaluate(
         module = load_pretraining_module(path, map_location=device)
         predictors[name] = network_predictor(module, module.hparams.temperature, process_size or None)
         methods[name] = {"checkpoint": str(path), "loss": module.hparams.loss, "lam": module.hparams.lam}
-    paths = expand_inputs(inputs)
+    paths = find_images(inputs)
     evaluation = evaluate_photos(
         predictors,
         paths,

@@ -7,16 +7,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from ..core.prior import Prior, PriorEstimator, load_prior, load_prior_table, save_prior
+from ..distributed import rank_world
 from ..progress import progress_bar
-
-
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def estimate_data_prior(
@@ -33,7 +27,7 @@ def estimate_data_prior(
             f"{type(datamodule).__name__} has no prior_dataloader(); pass a precomputed prior "
             "(--model.prior FILE, from `selfsup-color prior`) or use ColorizationDataModule"
         )
-    rank, world = _rank_world()
+    rank, world = rank_world()
     estimator = PriorEstimator(sigma=sigma)
     loader = datamodule.prior_dataloader(num_images, rank=rank, world_size=world)
     with progress_bar(total=len(loader.dataset), desc="ab prior", unit="img") as bar:

@@ -95,7 +95,7 @@ def quickstart_command(argv: list[str]) -> int:
     argv = rename_flags(argv, {"--out": "--trainer.default_root_dir"}, "selfsup-color quickstart")
     start = time.perf_counter()
     from ..colorize import colorize_files, colorize_lightness
-    from ..core.color import rgb_to_lab
+    from ..core.color import rgb_to_ab, rgb_to_lightness
     from ..data import find_images
     from ..viz import colorization_grid, save_png
     from .cli import run_lightning_cli
@@ -113,10 +113,10 @@ def quickstart_command(argv: list[str]) -> int:
         module, val_files, out / "colorized", temperature=module.hparams.temperature, process_size=256
     )
     rgb = _held_out_batch(val_files, 256)
-    lab = rgb_to_lab(rgb.float() / 255)
+    lightness, truth = rgb_to_lightness(rgb), rgb_to_ab(rgb)
     with torch.no_grad():
-        pred = colorize_lightness(module, lab[:, :1], module.hparams.temperature)
-    save_png(colorization_grid(lab[:, :1], pred, lab[:, 1:]), out / "grid.png")
+        pred = colorize_lightness(module, lightness, module.hparams.temperature)
+    save_png(colorization_grid(lightness, pred, truth), out / "grid.png")
     prior_png = next(out.rglob("prior.png"), None)
     images = {"Held-out photos: input (L only), ours, ground truth": "grid.png"}
     if prior_png is not None:

@@ -16,7 +16,6 @@ from selfsup_color.colorize import (
     colorize_files,
     colorize_lightness,
     colorize_rgb,
-    expand_inputs,
     process_shape,
 )
 
@@ -184,29 +183,6 @@ def test_colorize_files_refuses_to_overwrite(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_expand_inputs(tmp_path: Path) -> None:
-    for name in ["b.JPG", "a.png", "sub/deep/c.TiFF", "sub/d.gif", "notes.txt", "sub/e.jpeg.bak"]:
-        (tmp_path / "dir" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "dir" / name).touch()
-    explicit = tmp_path / "single.heic"
-    explicit.touch()
-    found = expand_inputs([tmp_path / "dir", str(explicit), tmp_path / "dir" / "a.png"])
-    names = ["dir/a.png", "dir/b.JPG", "dir/sub/d.gif", "dir/sub/deep/c.TiFF", "single.heic"]
-    assert found == sorted(tmp_path / n for n in names)
-    assert expand_inputs(str(tmp_path / "dir" / "sub")) == sorted(found[2:4])
-
-
-def test_expand_inputs_errors(tmp_path: Path) -> None:
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "readme.txt").touch()
-    with pytest.raises(FileNotFoundError, match=r"nowhere\.jpg"):
-        expand_inputs([tmp_path / "empty", tmp_path / "nowhere.jpg"])
-    with pytest.raises(ValueError, match=r"no image files found in .*empty"):
-        expand_inputs([tmp_path / "empty"])
-    with pytest.raises(ValueError, match="no inputs given"):
-        expand_inputs([])
-
-
 def test_two_channel_nets_predict_ab_directly() -> None:
     """Regression nets (the L2 baseline) return ab itself: no annealed mean, just the upsampling."""
     ab = torch.tensor([12.0, -30.0])
@@ -239,10 +215,9 @@ def test_colorize_and_evaluate_read_an_image_as_training_does(tmp_path: Path) ->
 
 
 def test_inputs_use_the_toolkit_image_extensions(tmp_path: Path) -> None:
-    from selfsup_color.colorize import expand_inputs
-    from selfsup_color.data.files import IMAGE_EXTENSIONS
+    from selfsup_color.data.files import IMAGE_EXTENSIONS, find_images
 
     for name in ("a.TIF", "b.webp", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
-    found = {p.name for p in expand_inputs([tmp_path])}
+    found = {p.name for p in find_images([tmp_path])}
     assert found == {"a.TIF", "b.webp"} and ".tif" in IMAGE_EXTENSIONS

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 from skimage import data
 
-from selfsup_color import Q, auc, nearest_bin, rebalanced_auc, rgb_to_lab, smooth_prior
+from selfsup_color import Q, auc, nearest_bin, rebalanced_auc, smooth_prior
+from selfsup_color.core.color import rgb_to_ab
 from selfsup_color.evaluate import GRAY, ErrorTable, evaluate_photos, spread, write_evaluation
 
 
@@ -43,12 +44,13 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return paths
 
 
-def lab_of(path: Path) -> torch.Tensor:
-    return rgb_to_lab(torch.from_numpy(np.array(Image.open(path))).permute(2, 0, 1)[None].float() / 255)
+def ab_of(path: Path) -> torch.Tensor:
+    """The ground-truth ab of a photo, as training computes it (from its 8-bit codes)."""
+    return rgb_to_ab(torch.from_numpy(np.array(Image.open(path))).permute(2, 0, 1)[None])
 
 
 def test_oracle_is_perfect_and_gray_matches_the_core_metrics(photos: list[Path], tmp_path: Path) -> None:
-    truths = iter([lab_of(p)[:, 1:] for p in photos])
+    truths = iter([ab_of(p) for p in photos])
     evaluation = evaluate_photos({"oracle": lambda lightness: next(truths)}, photos, grid_paths=photos[1:])
     oracle, gray = evaluation.scores["oracle"], evaluation.scores[GRAY]
     assert list(evaluation.scores) == [GRAY, "oracle"]
@@ -57,7 +59,7 @@ def test_oracle_is_perfect_and_gray_matches_the_core_metrics(photos: list[Path],
     assert oracle["psnr"] > 40
     assert oracle["colourfulness"] == pytest.approx(evaluation.truth_colourfulness, rel=1e-2)
     # gray: pool every pixel of the three photos and score with the core functions
-    ab = torch.cat([lab_of(p)[:, 1:].flatten(2) for p in photos], dim=2)[..., None]
+    ab = torch.cat([ab_of(p).flatten(2) for p in photos], dim=2)[..., None]
     zeros = torch.zeros_like(ab)
     prior = smooth_prior(torch.bincount(nearest_bin(ab).reshape(-1), minlength=Q).double())
     assert gray["auc"] == pytest.approx(float(auc(zeros, ab)), abs=1e-9)

@@ -20,8 +20,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 
-from selfsup_color.core.color import rgb_to_lightness
-
+from ..encoder import lightness_features
 from .cache import extract_features, shard
 from .data import ClassificationData
 from .knn import DEFAULT_K, DEFAULT_TEMPERATURE, knn_probe
@@ -36,7 +35,7 @@ class TapReader(nn.Module):
         self.net = net
 
     def forward(self, rgb: Tensor, taps: list[str] | None = None) -> dict[str, Tensor]:
-        return self.net.forward_features(rgb_to_lightness(rgb, check=False), taps)
+        return lightness_features(self.net, rgb, taps)
 
 
 class KNNProbeCallback(Callback):

@@ -12,6 +12,8 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.nn import functional as F
 
+from selfsup_color.distributed import rank_world
+
 DEFAULT_K = 20
 DEFAULT_TEMPERATURE = 0.07
 
@@ -52,7 +54,7 @@ def topk_accuracy(scores: Tensor, labels: Tensor, ks: tuple[int, ...] = (1, 5)) 
 
 def gather_rows(rows: Tensor) -> Tensor:
     """Concatenate every rank's ``rows`` (any row counts) along dim 0; ``rows`` itself without DDP."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if rank_world()[1] == 1:
         return rows
     count = torch.tensor([rows.shape[0]], device=rows.device)
     counts = [torch.zeros_like(count) for _ in range(dist.get_world_size())]

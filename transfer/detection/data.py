@@ -9,7 +9,8 @@ degenerate boxes. Evaluation sets can keep the ignored ones (``keep_ignored=True
 ``target["iscrowd"]``, which the COCO evaluation treats as regions that neither count as misses nor
 make detections false positives (VOC's rule for ``difficult``).
 
-Images are read as stored (no EXIF rotation): annotations refer to the stored pixels.
+Images are read by :func:`~selfsup_color.data.decode.load_rgb` in their stored grid (no EXIF rotation):
+annotations refer to the stored pixels.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from selfsup_color.data.sampling import permutation
+from selfsup_color.data.decode import load_rgb
+from selfsup_color.data.splits import seeded_split
+from selfsup_color.data.splits import write_split as write_split  # re-exported for run.py
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -71,10 +74,12 @@ def read_image(
 ) -> Tensor:
     """The stored pixels of ``path`` as 3 x H x W uint8 RGB, resized to ``size`` (W, H) if given.
 
+    Decoded by :func:`~selfsup_color.data.decode.load_rgb` as every image of the toolkit (alpha on
+    white, 16-bit scaled), keeping the stored grid that the boxes refer to.
+
     ``stored``: the (W, H) the annotations give; a file of another size raises ValueError.
     """
-    with Image.open(path) as image:
-        rgb = image.convert("RGB")
+    rgb = load_rgb(path, upright=False)
     if stored is not None and rgb.size != stored:
         raise ValueError(
             f"{path} is {rgb.size[0]} x {rgb.size[1]} but its annotations say {stored[0]} x {stored[1]}: "
@@ -233,16 +238,7 @@ def coco_dataset(
 
 def split_ids(ids: Sequence[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Deterministic (train, val) split of ``ids`` (sorted), val holding ``val_fraction`` (at least 1)."""
-    ids = sorted(ids)
-    if len(ids) < 2:
-        raise ValueError(f"cannot split {len(ids)} image(s) into train and val")
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    count = min(max(round(val_fraction * len(ids)), 1), len(ids) - 1)
-    held_out = set(permutation(len(ids), seed, SPLIT_STREAM)[:count].tolist())
-    return [i for k, i in enumerate(ids) if k not in held_out], [
-        i for k, i in enumerate(ids) if k in held_out
-    ]
+    return seeded_split(sorted(ids), val_fraction, seed, SPLIT_STREAM)
 
 
 def read_id_list(path: str | Path, key: str | None = None) -> list[int]:
@@ -265,14 +261,6 @@ def read_id_list(path: str | Path, key: str | None = None) -> list[int]:
         return [int(line) for line in lines if line]
     except ValueError as error:
         raise ValueError(f"{path}: every line must be an integer image id ({error})") from error
-
-
-def write_split(path: str | Path, train: Sequence[Any], val: Sequence[Any], **about: Any) -> Path:
-    """State a split: JSON ``{"train": [...], "val": [...], **about}``, readable by :func:`read_id_list`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**about, "train": list(train), "val": list(val)}, indent=1))
-    return path
 
 
 # --- Pascal VOC ----------------------------------------------------------------------------------

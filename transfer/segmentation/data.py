@@ -12,7 +12,8 @@ class indices ``0..K-1`` or :data:`IGNORE_INDEX`.
 Geometry (:class:`PairTransform`): training resizes the shorter side, takes a random crop (padding
 when the image is smaller: image 0, mask ignore) and flips with probability 1/2; validation resizes
 (optionally) and centre-crops or pads to a square. The mask is always resampled with NEAREST and
-cropped/flipped exactly as the image. Images are read as stored (no EXIF rotation, as the masks).
+cropped/flipped exactly as the image. Images are read by :func:`~selfsup_color.data.decode.load_rgb` in
+their stored grid (no EXIF rotation, as the masks).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from selfsup_color.data.crops import resized_size
-from selfsup_color.data.decode import rgb_or_gray
+from selfsup_color.data.decode import load_rgb
 from selfsup_color.data.files import IMAGE_EXTENSIONS
-from selfsup_color.data.sampling import permutation
+from selfsup_color.data.splits import seeded_split
+from selfsup_color.data.splits import write_split as write_split  # re-exported for run.py
 
 IGNORE_INDEX = 255
 """Mask value of pixels that count neither in the loss nor in the metrics."""
@@ -114,22 +116,7 @@ def pair_files(images: Path, masks: Path) -> list[Pair]:
 
 def split_stems(stems: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """A seeded split of ``stems`` into (train, val), each sorted; val holds round(fraction * n) >= 1."""
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-    if len(stems) < 2:
-        raise ValueError(f"cannot split {len(stems)} image(s) into train and val")
-    order = sorted(stems)
-    count = min(len(order) - 1, max(1, round(val_fraction * len(order))))
-    chosen = set(permutation(len(order), seed, SPLIT_STREAM)[:count].tolist())
-    val = [s for i, s in enumerate(order) if i in chosen]
-    return [s for i, s in enumerate(order) if i not in chosen], val
-
-
-def write_split(path: Path, train: Sequence[str], val: Sequence[str]) -> Path:
-    """Write a split as JSON ``{"train": [...], "val": [...]}`` (readable by :func:`read_split`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"train": list(train), "val": list(val)}, indent=1))
-    return path
+    return seeded_split(sorted(stems), val_fraction, seed, SPLIT_STREAM)
 
 
 def read_split(path: Path, known: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -151,9 +138,7 @@ def read_split(path: Path, known: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def read_pair(pair: Pair, labels: LabelMap) -> tuple[Image.Image, Image.Image]:
     """The RGB image and its class-index mask (mode L), checked to have the same size."""
-    with Image.open(pair.image) as raw:
-        image = rgb_or_gray(raw)
-        image = image if image.mode == "RGB" else image.convert("RGB")
+    image = load_rgb(pair.image, upright=False)  # the stored grid, as the mask's
     with Image.open(pair.mask) as raw:
         if raw.mode not in ("L", "P", "I", "I;16"):
             raise ValueError(f"mask {pair.mask} has mode {raw.mode}: expected one channel of class ids")

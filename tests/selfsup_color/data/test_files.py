@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from selfsup_color.data import BUILTIN_PHOTOS, extract_archive, find_images, load_rgb
-from selfsup_color.data.cache import write_atomic
 from selfsup_color.data.packed import PackedPaths
+from selfsup_color.io import write_atomic
 
 from .images import picture, save
 
@@ -64,10 +64,37 @@ def test_missing_path_empty_folder_and_odd_files_are_clear_errors(tmp_path: Path
     (tmp_path / "texts" / "readme.md").touch()
     with pytest.raises(ValueError, match="texts"):
         find_images(tmp_path / "texts")
-    with pytest.raises(ValueError, match=r"readme\.md"):
-        find_images(tmp_path / "texts" / "readme.md")
     with pytest.raises(ValueError, match="no image source"):
         find_images([])
+
+
+def test_one_finder_for_every_command(tmp_path: Path, private_cache: Path) -> None:
+    """Where colorize's former ``expand_inputs`` and ``find_images`` disagreed, ``find_images`` decides
+    (``colorize``, ``evaluate`` and ``prior`` all read their inputs through it).
+
+    Hidden files in folders are skipped, a ``.txt`` file is a list, ``builtin`` means the photos,
+    and a file named explicitly is kept whatever its ending (Pillow may read it).
+    """
+    for name in [
+        "b.JPG",
+        "a.png",
+        "sub/deep/c.TiFF",
+        "notes.txt",
+        "sub/e.jpeg.bak",
+        ".hidden.png",
+        ".git/x.png",
+    ]:
+        (tmp_path / "dir" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "dir" / name).touch()
+    explicit, hidden = tmp_path / "single.heic", tmp_path / "dir" / ".hidden.png"
+    explicit.touch()
+    listed = tmp_path / "list.txt"
+    listed.write_text("dir/a.png\nsingle.heic\n")
+    found = find_images([tmp_path / "dir", str(explicit), hidden])
+    names = ["dir/.hidden.png", "dir/a.png", "dir/b.JPG", "dir/sub/deep/c.TiFF", "single.heic"]
+    assert found == sorted(tmp_path / n for n in names)
+    assert find_images(listed) == [tmp_path / "dir" / "a.png", explicit]
+    assert find_images("builtin") == find_images("builtin:train") and len(find_images("builtin")) > 1
 
 
 def test_explicit_files_and_mixed_sources_merge_without_duplicates(tmp_path: Path) -> None:

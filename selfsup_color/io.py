@@ -1,0 +1,40 @@
+"""Atomic file writes: a file appears under its name complete, or not at all.
+
+The content goes to a temporary file with a unique (random) name beside the target, in the same
+folder so that the rename stays on one file system, which ``os.replace`` then moves over the target
+in one step. The writer creates the temporary file, so it gets the permissions of any new file (the
+umask), not ``mkstemp``'s owner-only ones. A kill mid-write leaves the old file (or none) and a
+``.partial`` file; two writers of one path (DDP ranks, concurrent runs) never share a temporary
+file, and the last rename wins with a complete file.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` to create a temporary file beside ``path``, then rename it to ``path``.
+
+    Creates the parent folders. If ``write`` raises, the temporary file is removed and ``path`` is
+    left as it was. Returns ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = path.parent / f".{path.name}.{uuid.uuid4().hex}.partial"
+    try:
+        write(name)
+        os.replace(name, path)
+    except BaseException:
+        name.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`write_atomic`), ending it with a newline."""
+    ending = "" if text.endswith("\n") else "\n"
+    return write_atomic(path, lambda tmp: tmp.write_text(text + ending, encoding="utf-8"))
