@@ -122,11 +122,11 @@ def colorize_rgb(
         return lab_to_rgb(torch.cat((lightness, ab.to(lightness.dtype)), dim=1)).clamp(0.0, 1.0)
 
 
-def _read_rgb(path: Path) -> np.ndarray | None:
+def read_rgb_or_skip(path: Path) -> np.ndarray | None:
     """The image at ``path`` as H x W x 3 uint8, read as training reads it (:func:`.data.decode.load_rgb`:
     upright, alpha composited on white, 16-bit scaled), or None with a warning."""
     try:
-        return np.asarray(load_rgb(path))
+        return np.array(load_rgb(path))  # writable: torch.from_numpy warns on a read-only array
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         warnings.warn(f"skipping {path}: cannot read it as an image ({e})", stacklevel=3)
         return None
@@ -167,7 +167,7 @@ def colorize_files(
     outputs = _output_paths(paths, out_dir, suffix)
     written = []
     for path, out in progress_bar(zip(paths, outputs, strict=True), len(paths), "colorize", "photo"):
-        pixels = _read_rgb(Path(path))
+        pixels = read_rgb_or_skip(Path(path))
         if pixels is None:
             continue
         rgb = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).to(device)

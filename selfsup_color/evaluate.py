@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .colorize import _read_rgb, colorize_lightness
+from .colorize import colorize_lightness, read_rgb_or_skip
 from .core.bins import Q
 from .core.color import lab_to_rgb, rgb_to_ab, rgb_to_lightness
 from .core.encode import nearest_bin
@@ -146,7 +146,7 @@ def evaluate_photos(
     truth_colourfulness: list[float] = []
     pixels = 0
     for path in progress_bar(paths, desc="evaluate", unit="photo"):
-        pixels_np = _read_rgb(Path(path))
+        pixels_np = read_rgb_or_skip(Path(path))
         if pixels_np is None:
             continue
         codes = torch.from_numpy(pixels_np).permute(2, 0, 1)[None].to(device)

@@ -196,7 +196,7 @@ def test_two_channel_nets_predict_ab_directly() -> None:
 
 def test_colorize_and_evaluate_read_an_image_as_training_does(tmp_path: Path) -> None:
     """A transparent PNG is composited on white and a 16-bit PNG scaled, as ``load_rgb`` does for training."""
-    from selfsup_color.colorize import _read_rgb
+    from selfsup_color.colorize import read_rgb_or_skip
     from selfsup_color.data.decode import load_rgb
 
     rgba = np.zeros((6, 8, 4), np.uint8)
@@ -204,14 +204,14 @@ def test_colorize_and_evaluate_read_an_image_as_training_does(tmp_path: Path) ->
     rgba[:, 4:, 3] = 255  # left half fully transparent, right half opaque red
     path = tmp_path / "alpha.png"
     Image.fromarray(rgba, "RGBA").save(path)
-    pixels = _read_rgb(path)
+    pixels = read_rgb_or_skip(path)
     assert pixels is not None and pixels.shape == (6, 8, 3)
     assert (pixels[:, :4] == 255).all()  # white where transparent, not the hidden red
     assert (pixels[:, 4:] == np.array([200, 0, 0], np.uint8)).all()
     np.testing.assert_array_equal(pixels, np.asarray(load_rgb(path)))
     deep = tmp_path / "deep.png"
     Image.fromarray(np.full((4, 4), 128 * 257, np.uint16)).save(deep)  # mid-gray in 16 bits
-    np.testing.assert_array_equal(_read_rgb(deep), np.full((4, 4, 3), 128, np.uint8))
+    np.testing.assert_array_equal(read_rgb_or_skip(deep), np.full((4, 4, 3), 128, np.uint8))
 
 
 def test_inputs_use_the_toolkit_image_extensions(tmp_path: Path) -> None:
