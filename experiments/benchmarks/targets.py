@@ -25,6 +25,8 @@ import torch
 
 from experiments.benchmarks.common import describe_machine, photo_crops, time_call
 from selfsup_color import ColorizationTargets, Q, TargetBuilder, ab_bins, rebalance_weights, soft_encode
+from selfsup_color.core import knn
+from selfsup_color.core import targets as target_stages
 
 
 def skimage_lab(images: np.ndarray) -> np.ndarray:
@@ -138,6 +140,21 @@ def encoder_exactness(ref: dict[str, np.ndarray]) -> tuple[float, int]:
     return float(diff[~ties].max()), int(ties.sum())
 
 
+def stable_sort_select(
+    a: torch.Tensor, b: torch.Tensor, codes: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`~selfsup_color.core.knn.select_bins` by a stable sort of the float32 distances.
+
+    The simplest exact alternative to the selection network (``--selection stable-sort``): candidate
+    rows are sorted by bin index, so a stable sort breaks exact ties to the lower bin, as the network does.
+    """
+    bins, centre_a, centre_b = knn.decode_codes(codes)
+    dist2 = (a.reshape(1, -1) - centre_a).square() + (b.reshape(1, -1) - centre_b).square()
+    nearest_first, order = dist2.sort(dim=0, stable=True)
+    index = bins.gather(0, order[:k]).long()
+    return index, nearest_first[:k] - nearest_first[:1], index[0]
+
+
 def stage_times(builder: TargetBuilder, x: torch.Tensor, sync: object, repeat: int = 10) -> dict[str, float]:
     """Mean time of each stage of ``builder`` on ``x`` (wraps its stage runner)."""
     totals: dict[str, float] = defaultdict(float)
@@ -174,7 +191,15 @@ def main() -> None:
         default="photos",
         help="crops of scikit-image's photos, or uniform random pixels (slower for the reference k-NN)",
     )
+    parser.add_argument(
+        "--selection",
+        choices=("network", "stable-sort"),
+        default="network",
+        help="how ours picks the k nearest candidate bins: the pruned min/max network, or a stable sort",
+    )
     args = parser.parse_args()
+    if args.selection == "stable-sort":
+        target_stages.select_bins = stable_sort_select
     from sklearn.neighbors import NearestNeighbors
 
     if args.data == "photos":
@@ -189,7 +214,10 @@ def main() -> None:
     # N x 3 x H x W view of the decoded N x H x W x 3 images: channels-last memory, no copy.
     batch = torch.from_numpy(images).permute(0, 3, 1, 2)
 
-    print(f"{args.data}: batch {args.batch} x {args.size} x {args.size} uint8; {describe_machine()}")
+    print(
+        f"{args.data}: batch {args.batch} x {args.size} x {args.size} uint8, selection {args.selection}; "
+        f"{describe_machine()}"
+    )
     original = OriginalPipeline(class_weights.numpy(), knn)
     baselines = {
         "original layers (skimage + sklearn, dense)": lambda: original(images),
