@@ -10,21 +10,27 @@ that dense blob; ``NonGrayMask``. A second, leaner baseline stops at the sparse 
 block, nearest bin from the k-NN), which is what our pipeline returns; both ratios are printed. Ours
 is :class:`selfsup_color.TargetBuilder`, eager and under ``torch.compile``.
 
-Run: ``python -m experiments.benchmarks.targets [--batch 40 --size 176 --repeat 10]``
+Run: ``python -m experiments.benchmarks.targets [--batch 40 --size 176 --repeat 10 --stable-sort]``
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from experiments.benchmarks.common import describe_machine, photo_crops, time_call
 from selfsup_color import ColorizationTargets, Q, TargetBuilder, ab_bins, rebalance_weights, soft_encode
+from selfsup_color.core import knn
+from selfsup_color.core.encode import gaussian_weights
+from selfsup_color.core.targets import soft_targets
 
 
 def skimage_lab(images: np.ndarray) -> np.ndarray:
@@ -138,6 +144,38 @@ def encoder_exactness(ref: dict[str, np.ndarray]) -> tuple[float, int]:
     return float(diff[~ties].max()), int(ties.sum())
 
 
+def stable_sort_select(
+    a: torch.Tensor, b: torch.Tensor, codes: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`~selfsup_color.core.knn.select_bins` by a stable sort of the float32 distances.
+
+    The simplest exact alternative to the selection network: candidate rows are sorted by bin
+    index, so a stable sort breaks exact ties to the lower bin, as the network does.
+    """
+    bins, centre_a, centre_b = knn.decode_codes(codes)
+    dist2 = (a.reshape(1, -1) - centre_a).square() + (b.reshape(1, -1) - centre_b).square()
+    nearest_first, order = dist2.sort(dim=0, stable=True)
+    index = bins.gather(0, order[:k]).long()
+    return index, nearest_first[:k] - nearest_first[:1], index[0]
+
+
+def sorted_soft_targets(
+    a: torch.Tensor, b: torch.Tensor, codes: torch.Tensor, class_weights: torch.Tensor, k: int, sigma: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`~selfsup_color.core.targets.soft_targets` with :func:`stable_sort_select`."""
+    index, excess, nearest = stable_sort_select(a, b, codes, k)
+    shape = (k, *a.shape)
+    weight = gaussian_weights(excess.view(shape), sigma, dim=0)
+    return index.view(shape).movedim(0, 1), weight.movedim(0, 1), class_weights[nearest.view(a.shape)]
+
+
+class StableSortBuilder(TargetBuilder):
+    """:class:`~selfsup_color.TargetBuilder` whose selection stage is :func:`sorted_soft_targets`."""
+
+    def _run(self, stage: Callable[..., Any], *args: Any) -> Any:
+        return super()._run(sorted_soft_targets if stage is soft_targets else stage, *args)
+
+
 def stage_times(builder: TargetBuilder, x: torch.Tensor, sync: object, repeat: int = 10) -> dict[str, float]:
     """Mean time of each stage of ``builder`` on ``x`` (wraps its stage runner)."""
     totals: dict[str, float] = defaultdict(float)
@@ -174,6 +212,11 @@ def main() -> None:
         default="photos",
         help="crops of scikit-image's photos, or uniform random pixels (slower for the reference k-NN)",
     )
+    parser.add_argument(
+        "--stable-sort",
+        action="store_true",
+        help="also time ours with a stable sort instead of the selection network",
+    )
     args = parser.parse_args()
     from sklearn.neighbors import NearestNeighbors
 
@@ -200,15 +243,16 @@ def main() -> None:
     print(f"our encoder on the reference's ab: soft targets within {exact:.1e} ({ties} ties left out)")
 
     variants = [("ours, eager", False)] + ([] if args.no_compile else [("ours, torch.compile", True)])
+    builders = [("", TargetBuilder)] + ([(" + stable sort", StableSortBuilder)] if args.stable_sort else [])
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     runs = []
     for device in devices:
         sync = torch.cuda.synchronize if device == "cuda" else None
         x = batch.to(device)
-        for name, compiled in variants:
-            builder = TargetBuilder(class_weights, compile=compiled).to(device)
+        for (name, compiled), (selection, make) in itertools.product(variants, builders):
+            builder = make(class_weights, compile=compiled).to(device)
             time_call(lambda b=builder, x=x: b(x), 1, warmup=2, sync=sync)  # compile and warm up
-            runs.append((f"{name} ({device})", builder, x, sync))
+            runs.append((f"{name}{selection} ({device})", builder, x, sync))
 
     # Interleave the baselines and ours, round by round, so that drifting machine speed hits all alike.
     t_base: dict[str, list[float]] = {name: [] for name in baselines}

@@ -213,7 +213,7 @@ def candidate_major(codes: Tensor) -> Tensor:
     return codes.t().contiguous()
 
 
-def _decode(code: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def decode_codes(code: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """int32 code -> (bin index, centre a, centre b) as int32, float32, float32 (exact)."""
     a = ((code >> _COORD_BITS) & _COORD_MASK) - _COORD_OFFSET
     b = (code & _COORD_MASK) - _COORD_OFFSET
@@ -230,7 +230,7 @@ def select_bins(a: Tensor, b: Tensor, codes: Tensor, k: int) -> tuple[Tensor, Te
     rounding a key back to float32 gives its distance exactly.
     """
     a, b = a.reshape(1, -1), b.reshape(1, -1)
-    _, centre_a, centre_b = _decode(codes)
+    _, centre_a, centre_b = decode_codes(codes)
     dist2 = (a - centre_a).square() + (b - centre_b).square()
     keys = (dist2.double().view(torch.int64) | codes.long()).view(torch.float64)
     chosen, nearest = select_smallest(list(keys.unbind(0)), k)

@@ -6,12 +6,10 @@ processes by addition; see :mod:`selfsup_color.core.metrics` for the definitions
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn import Module
 from torchmetrics import Metric
 
 from .checks import check_bin_vector
@@ -31,28 +29,27 @@ __all__ = ["PSNR", "AuC", "Colourfulness", "RebalancedAuC"]
 
 
 class _Float64Metric(Metric):
-    """A metric whose float64 states (and ``_float64_attrs``) follow its device but not its dtype.
+    """A metric whose states are float64 sums, whatever dtype the module holding it is cast to.
 
-    torchmetrics lets ``module.to(torch.bfloat16)`` (as in Lightning's "bf16-true") cast metric
-    states, which would silently stop counts growing past 256; these are sums, so they stay float64.
+    torchmetrics keeps states through ``.half()`` and ``.bfloat16()``, but ``.to(dtype)`` (Lightning's
+    "bf16-true" and "16-true") casts them, and a bfloat16 count stops growing at 256. A module is cast
+    before its metrics hold anything, so each update and each sync first casts the states back to
+    float64 with the public ``set_dtype``: sums accumulate and reduce across processes in float64.
     """
 
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
-    _float64_attrs: tuple[str, ...] = ()
 
-    def _apply(self, fn: Callable, exclude_state: Sequence[str] = "") -> Module:
-        device = fn(torch.zeros(1, device=self.device)).device
-        keep = [k for k, v in self._defaults.items() if v.dtype == torch.float64]
-        this = super()._apply(fn, exclude_state=(*exclude_state, *keep))
-        for key in keep:
-            this._defaults[key] = this._defaults[key].to(device)
-            setattr(this, key, getattr(this, key).to(device))
-        for key in self._float64_attrs:
-            if hasattr(this, key):
-                setattr(this, key, getattr(this, key).to(device))
-        return this
+    def _float64_states(self) -> None:
+        """Cast every state (and its default) back to float64 if a module cast changed one."""
+        if any(state.dtype != torch.float64 for state in self.metric_state.values()):
+            self.set_dtype(torch.float64)
+
+    def sync(self, *args: Any, **kwargs: Any) -> None:
+        """torchmetrics' ``sync``, with every process's states in float64 (a rank without updates too)."""
+        self._float64_states()
+        super().sync(*args, **kwargs)
 
 
 class AuC(_Float64Metric):
@@ -71,6 +68,7 @@ class AuC(_Float64Metric):
         self.add_state("hist", default=zeros, dist_reduce_fx="sum")
 
     def update(self, pred: Tensor, target: Tensor) -> None:
+        self._float64_states()
         self.hist += ab_distance_histogram(pred, target, None, self.max_threshold)
 
     def compute(self) -> Tensor:
@@ -80,11 +78,9 @@ class AuC(_Float64Metric):
 class RebalancedAuC(AuC):
     """Class-rebalanced AuC over a data set (see :func:`rebalanced_auc`).
 
-    The inverse-prior table is computed once from ``prior`` (``Q`` non-negative finite entries,
-    one positive at least) and moves with the metric's device; it is not part of the state dict.
+    The float64 inverse-prior table is computed once from ``prior`` (``Q`` non-negative finite
+    entries, one positive at least) and moves to the device of the data; it is not a state.
     """
-
-    _float64_attrs = ("bin_weights",)
 
     def __init__(self, prior: Tensor, max_threshold: int = MAX_THRESHOLD, **kwargs: Any) -> None:
         super().__init__(max_threshold, **kwargs)
@@ -95,11 +91,13 @@ class RebalancedAuC(AuC):
         self.bin_weights = _inverse_prior(p, self.device)
 
     def update(self, pred: Tensor, target: Tensor) -> None:
+        self._float64_states()
+        self.bin_weights = self.bin_weights.to(target.device)
         self.hist += _rebalanced_histogram(pred, target, self.bin_weights, self.max_threshold)
 
 
 class _MeanPerImage(_Float64Metric):
-    """Mean of a per-image score over a data set: float64 sum and int64 count, both summed."""
+    """Mean of a per-image score over a data set: float64 sum and count, both summed."""
 
     total: Tensor
     count: Tensor
@@ -107,9 +105,10 @@ class _MeanPerImage(_Float64Metric):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.add_state("total", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
     def _add(self, scores: Tensor) -> None:
+        self._float64_states()
         self.total += scores.to(torch.float64).sum()
         self.count += scores.numel()
 

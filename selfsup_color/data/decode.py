@@ -13,7 +13,6 @@ Every file is shown upright (its EXIF orientation applied) and converted to 8-bi
 
 from __future__ import annotations
 
-import math
 import random
 from os import PathLike
 
@@ -89,8 +88,7 @@ def read_crop(path: str | PathLike[str], resize: int, size: int, rng: random.Ran
       tensor and resampled by torch (:func:`~.resample.resample_crop`), about twice as fast as
       Pillow's filter;
     - a JPEG at least twice the resized size is decoded at 1/2, 1/4 or 1/8 scale (Pillow's
-      ``draft``), and if baseline stops decoding below the last row the box needs
-      (:func:`decode_top_rows`);
+      ``draft``);
     - other files, and JPEGs neither decoder reads, go through Pillow, which resamples the box
       (see :data:`REDUCING_GAP` for boxes still over 6x the crop).
 
@@ -112,17 +110,11 @@ def read_crop(path: str | PathLike[str], resize: int, size: int, rng: random.Ran
 def pillow_crop(
     path: str | PathLike[str], resize: int, size: int, rng: random.Random | None = None
 ) -> Tensor:
-    """:func:`read_crop` through Pillow: reduced (``draft``) and partial JPEG decoding, box resample."""
+    """:func:`read_crop` through Pillow: reduced (``draft``) JPEG decoding, box resample."""
     with Image.open(path) as image:
         turn = orientation(image)
         width, height = image.size[::-1] if turn >= 5 else image.size
-        crop = draw_crop(width, height, resize, size, rng)
-        try:
-            return as_tensor(_crop_image(image, crop, turn, partial=True))
-        except PartialDecodeError:
-            pass
-    with Image.open(path) as image:
-        return as_tensor(_crop_image(image, crop, turn, partial=False))
+        return as_tensor(crop_image(image, draw_crop(width, height, resize, size, rng), turn))
 
 
 def draw_crop(width: int, height: int, resize: int, size: int, rng: random.Random | None) -> Crop:
@@ -147,13 +139,14 @@ def as_tensor(image: Image.Image) -> Tensor:
     return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(height, width, 3)
 
 
-def _crop_image(image: Image.Image, crop: Crop, turn: int, partial: bool) -> Image.Image:
-    """Resample ``crop`` of the unloaded ``image`` (EXIF orientation ``turn``) as RGB."""
+def crop_image(image: Image.Image, crop: Crop, turn: int) -> Image.Image:
+    """Resample ``crop`` of the unloaded ``image`` (EXIF orientation ``turn``) as RGB.
+
+    A JPEG is decoded at the smallest scale (1/2, 1/4, 1/8) that ``draft`` allows for ``crop.resized``.
+    """
     swap = turn >= 5
     image.draft("RGB", crop.resized[::-1] if swap else crop.resized)
     box = crop.box(*(image.size[::-1] if swap else image.size))
-    if partial and turn == 1:  # stored rows are the upright rows
-        decode_top_rows(image, rows_needed(box, crop.size, image.size[1]))
     upright = rgb_or_gray(ImageOps.exif_transpose(image) if turn != 1 else image)
     out = upright.resize(
         (crop.size, crop.size), Image.Resampling.BILINEAR, box=box, reducing_gap=REDUCING_GAP
@@ -161,63 +154,3 @@ def _crop_image(image: Image.Image, crop: Crop, turn: int, partial: bool) -> Ima
     if crop.flip:
         out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return out if out.mode == "RGB" else out.convert("RGB")
-
-
-def rows_needed(box: tuple[float, float, float, float], size: int, height: int) -> int:
-    """How many top rows of an image ``height`` rows tall a bilinear resize of ``box`` to ``size`` reads.
-
-    The filter reaches ``max(1, scale)`` rows past the box, where scale is the box height per output
-    row; a reduction first (:data:`REDUCING_GAP`) rounds the box out to its factor. Both are bounded
-    with room to spare: a few rows more cost little, a row too few would change the picture.
-    """
-    scale = max(1.0, (box[3] - box[1]) / size)
-    return min(height, math.ceil(box[3] + 3.0 * scale) + 2)
-
-
-PARTIAL_SENTINEL = (3, 251, 7)
-"""Colour painted on the last wanted row before a partial decode; still there means the decode failed."""
-
-
-def decode_top_rows(image: Image.Image, rows: int) -> bool:
-    """Decode only the top ``rows`` rows of an unloaded baseline JPEG; False (nothing done) otherwise.
-
-    libjpeg decodes top to bottom, so those rows are exactly a full decode's; the rest is never
-    entropy-decoded, which on average saves a sixth of the decoding time of a random crop. The image
-    keeps its size (rows below stay black), because Pillow's resampling depends on it: the same box
-    of a shorter image can round differently. Pillow offers no early stop, so the tile is cut to
-    ``rows`` and the finishing error this provokes is expected. Whether the rows arrived is checked,
-    not assumed: the last one is painted with :data:`PARTIAL_SENTINEL` first, and if it is still
-    there (a broken file, or in theory a real row of exactly that colour) :class:`PartialDecodeError`
-    asks the caller for an ordinary full decode, which then raises its own error or succeeds. A file
-    cut short below the wanted rows gives a correct crop here, where a full decode would fail.
-    """
-    width, height = image.size
-    eligible = (
-        image.format == "JPEG"
-        and image.mode in ("RGB", "L")
-        and "progressive" not in image.info
-        and len(image.tile) == 1
-        and rows < height
-    )
-    if not eligible:
-        return False
-    canvas = Image.core.new(image.mode, image.size)
-    sentinel = PARTIAL_SENTINEL if image.mode == "RGB" else PARTIAL_SENTINEL[0]
-    canvas.paste(sentinel, (0, rows - 1, width, rows))
-    tile, extents = image.tile[0], (0, 0, width, rows)
-    # Pillow >= 11 has named tiles; older ones plain tuples.
-    image.tile = [
-        tile._replace(extents=extents) if hasattr(tile, "_replace") else (tile[0], extents, *tile[2:])
-    ]
-    image.im = canvas
-    try:
-        image.load()
-    except OSError:
-        pass  # libjpeg's "too few scanlines" at the end of a partial decode
-    if image.crop((0, rows - 1, width, rows)).getcolors(1) == [(width, sentinel)]:
-        raise PartialDecodeError(f"{image.filename}: the partial decode did not reach row {rows}")
-    return True
-
-
-class PartialDecodeError(OSError):
-    """The wanted rows of a partial decode did not arrive (see :func:`decode_top_rows`)."""

@@ -1,11 +1,11 @@
-"""Colorization with any timm CNN backbone that supports ``features_only``, plus a light decoder head.
+"""Colorization with any timm CNN backbone that has ``forward_intermediates``, plus a light decoder head.
 
 The backbone is built with ``pretrained=False`` (never downloaded) and ``in_chans=1``. Its
 ``output_stride`` (8, 16 or 32) is timm's: stages past that stride are dilated instead of strided, as
 Goyal et al. (2019) train ResNet-50 colorization with the last stage at stride 1 (output stride 8);
 32 leaves the backbone untouched (and is not passed to timm, so backbones without the option work).
 
-Taps are timm's ``feature_info`` modules: for ResNets ``act1, layer1..layer4`` are renamed
+Taps are the model's ``feature_info`` modules: for ResNets ``act1, layer1..layer4`` are renamed
 ``stem, layer1..layer4``; other backbones keep timm's module names with dots replaced by underscores
 (e.g. ``stages_0`` for ConvNeXt). Strides are ``feature_info`` reductions.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ..core.bins import Q
@@ -39,31 +38,28 @@ def tap_names_for(module_names: Sequence[str]) -> tuple[str, ...]:
 
 
 def create_backbone(name: str, output_stride: int) -> nn.Module:
-    """A 1-channel, randomly initialised timm feature extractor; ValueError when timm cannot build one."""
+    """A 1-channel, randomly initialised timm model, pruned to its ``feature_info`` taps.
+
+    Its classifier and final norm are pruned (``prune_intermediate_layers``), leaving the modules a
+    ``features_only`` extractor keeps: the same parameters, under the model's own names. ValueError
+    when timm cannot build it or it lacks ``forward_intermediates``.
+    """
     import timm  # slow to import: only when a timm model is built
 
     if not timm.is_model(name):
         raise ValueError(f"unknown timm backbone {name!r}; see timm.list_models() for the valid names")
     options = {} if output_stride == 32 else {"output_stride": output_stride}
     try:
-        return timm.create_model(name, pretrained=False, features_only=True, in_chans=1, **options)
+        model = timm.create_model(name, pretrained=False, num_classes=0, in_chans=1, **options)
     except (RuntimeError, TypeError, AssertionError, ValueError) as error:
         raise ValueError(
-            f"timm backbone {name!r} cannot be built as a 1-channel feature extractor "
+            f"timm backbone {name!r} cannot be built as a 1-channel model "
             f"with output_stride={output_stride}: {error}"
         ) from error
-
-
-def run_until(backbone: nn.Module, x: Tensor, depth: int) -> list[Tensor]:
-    """The first ``depth`` features of a timm ``FeatureDictNet``, running its modules no further."""
-    features: list[Tensor] = []
-    for name, module in backbone.items():
-        x = module(x)
-        if name in backbone.return_layers:
-            features.append(x if isinstance(x, Tensor) else torch.cat(x, 1) if backbone.concat else x[0])
-            if len(features) == depth:
-                break
-    return features
+    if not hasattr(model, "forward_intermediates") or not getattr(model, "feature_info", None):
+        raise ValueError(f"timm backbone {name!r} has no forward_intermediates; choose a CNN that has")
+    model.prune_intermediate_layers(len(model.feature_info), prune_norm=True, prune_head=True)
+    return model
 
 
 class TimmColorizer(ColorizationNet):
@@ -72,8 +68,8 @@ class TimmColorizer(ColorizationNet):
     The head fuses the deepest feature with the deepest stride-4 one (none: the deep feature alone)
     and outputs exactly H/4 x W/4. ``output_stride`` is the *backbone's* (kept as
     ``backbone_output_stride``); the logits' stride, ``self.output_stride``, is always 4.
-    :meth:`forward_features` stops early for timm's ``FeatureDictNet``/``FeatureListNet`` wrappers
-    (ResNets, ConvNeXt, RegNet, ...); other wrappers (e.g. EfficientNet's) run the whole backbone.
+    :meth:`forward_features` runs the backbone no further than the deepest tap asked for (timm's
+    ``forward_intermediates`` with ``stop_early``).
     """
 
     def __init__(
@@ -92,9 +88,9 @@ class TimmColorizer(ColorizationNet):
         self.backbone_output_stride = output_stride
         self.backbone = create_backbone(backbone, output_stride)
         info = self.backbone.feature_info
-        self.tap_names = tap_names_for(info.module_name())
-        self._channels = dict(zip(self.tap_names, info.channels(), strict=True))
-        self._strides = dict(zip(self.tap_names, info.reduction(), strict=True))
+        self.tap_names = tap_names_for([tap["module"] for tap in info])
+        self._channels = {name: tap["num_chs"] for name, tap in zip(self.tap_names, info, strict=True)}
+        self._strides = {name: tap["reduction"] for name, tap in zip(self.tap_names, info, strict=True)}
         skips = [name for name in self.tap_names if self._strides[name] == SKIP_STRIDE]
         self.skip_tap = skips[-1] if skips else None
         skip_channels = self._channels[self.skip_tap] if self.skip_tap else None
@@ -108,12 +104,9 @@ class TimmColorizer(ColorizationNet):
         return dict(self._strides)
 
     def _extract(self, x: Tensor, depth: int) -> list[Tensor]:
-        from timm.models import FeatureDictNet
-
-        if depth < len(self.tap_names) and isinstance(self.backbone, FeatureDictNet):
-            return run_until(self.backbone, x, depth)
-        features = self.backbone(x)
-        return list(features.values() if isinstance(features, dict) else features)[:depth]
+        return self.backbone.forward_intermediates(
+            x, indices=list(range(depth)), stop_early=True, intermediates_only=True
+        )
 
     def _predict(self, features: dict[str, Tensor], size: tuple[int, int]) -> Tensor:
         skip = features[self.skip_tap] if self.skip_tap else None

@@ -36,3 +36,17 @@ def test_original_layers_and_lean_reference_agree_with_each_other_and_with_ours(
     line = compare(first, ours)  # "L 4.6e-05, soft targets ... non-gray mask 0 differ"
     assert float(line.split(",")[0].split()[1]) < 1e-3
     assert line.endswith("non-gray mask 0 differ")
+
+
+def test_stable_sort_variant_selects_the_networks_bins() -> None:
+    from experiments.benchmarks.targets import StableSortBuilder
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    images[1] = 128  # gray: ab = 0 lies at exact distance ties between bins
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2)
+    network, stable = TargetBuilder()(batch), StableSortBuilder()(batch)
+    assert torch.equal(network.targets.index.sort(1).values, stable.targets.index.sort(1).values)
+    # The same weights, summed in another order for the normalisation: a float32 ulp or two apart.
+    torch.testing.assert_close(network.targets.to_dense(), stable.targets.to_dense(), rtol=1e-6, atol=3e-7)
+    assert torch.equal(network.pixel_weight, stable.pixel_weight)

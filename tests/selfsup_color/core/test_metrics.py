@@ -396,22 +396,41 @@ def test_metric_accumulation_equals_functional(rng, synthetic_prior, name, make,
     assert metric.compute().item() == pytest.approx(functional(*data[0], synthetic_prior).item())
 
 
-def test_metric_states_stay_float64_under_module_casts(synthetic_prior) -> None:
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_metric_states_stay_float64_under_module_casts(synthetic_prior, dtype: torch.dtype) -> None:
     metric = RebalancedAuC(synthetic_prior, max_threshold=10)
-    host = torch.nn.ModuleDict({"m": metric, "p": PSNR()})
-    host.to(torch.bfloat16)
-    assert metric.hist.dtype == torch.float64
-    assert metric.bin_weights.dtype == torch.float64
-    assert host["p"].total.dtype == torch.float64 and host["p"].count.dtype == torch.int64
-    n = 700  # more pixels than bfloat16 counts exactly
+    host = torch.nn.ModuleDict({"m": metric, "p": PSNR(), "a": AuC(max_threshold=10)})
+    host.to(dtype)  # as Lightning's "bf16-true" and "16-true" cast the module
+    n = 701  # more pixels than bfloat16 or float16 count exactly
     ab = torch.zeros(1, 2, 1, n)
     metric.update(ab, ab)
-    plain = AuC(max_threshold=10)
-    plain.to(torch.float16)
-    plain.update(ab, ab)
-    assert plain.hist[0].item() == n and plain.compute().item() == 1.0
-    assert metric.compute().item() == 1.0
+    host["a"].update(ab, ab)
+    images = torch.rand(n, 3, 1, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    host["p"].update(images, images.flip(0))
+    assert host["a"].hist.dtype == torch.float64 and host["a"].hist[0].item() == n
+    centres = ab_bins(dtype=torch.float64).numpy()
+    weighted = n * np_prior_weights(synthetic_prior.numpy())[np_nearest_bin(ab[..., :1], centres)[0]]
+    assert metric.hist.dtype == torch.float64 and metric.hist[0].item() == pytest.approx(weighted, rel=1e-12)
+    assert metric.compute().item() == 1.0 and host["a"].compute().item() == 1.0
+    assert host["p"].count.item() == n and host["p"].total.dtype == torch.float64
+    assert host["p"].compute().item() == pytest.approx(psnr(images, images.flip(0)).mean().item(), rel=1e-12)
+    assert metric.bin_weights.dtype == torch.float64
     assert "bin_weights" not in metric.state_dict()
+    host["a"].reset()  # the defaults are float64 again too
+    assert host["a"].hist.dtype == torch.float64
+
+
+def test_metric_states_sync_in_float64_after_a_module_cast() -> None:
+    # A rank that saw no batch still holds the cast states; every rank must send float64.
+    metric = PSNR().to(torch.bfloat16)
+    sent = []
+
+    def gather(tensor: torch.Tensor, group: object = None) -> list[torch.Tensor]:
+        sent.append(tensor.dtype)
+        return [tensor, tensor]
+
+    metric.sync(dist_sync_fn=gather, distributed_available=lambda: True)
+    assert sent == [torch.float64, torch.float64]
 
 
 def test_metric_forward_returns_batch_value(rng) -> None:

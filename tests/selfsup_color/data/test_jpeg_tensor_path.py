@@ -110,8 +110,15 @@ def reference(image: np.ndarray, crop: Crop) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("width", "height", "resize", "size"),
-    [(500, 375, 256, 176), (375, 500, 256, 176), (130, 97, 96, 64), (40, 30, 64, 48), (300, 64, 64, 64)],
-    ids=["landscape", "portrait", "small", "upscaled", "whole-height"],
+    [
+        (500, 375, 256, 176),
+        (375, 500, 256, 176),
+        (130, 97, 96, 64),
+        (40, 30, 64, 48),
+        (300, 64, 64, 64),
+        (174, 567, 176, 120),
+    ],
+    ids=["landscape", "portrait", "small", "upscaled", "whole-height", "upscaled-slightly"],
 )
 def test_resampled_crops_are_torchvisions(width: int, height: int, resize: int, size: int) -> None:
     image = picture(width, height, seed=width)
@@ -121,8 +128,10 @@ def test_resampled_crops_are_torchvisions(width: int, height: int, resize: int, 
         Crop(resized, 0, 0, size),
         Crop(resized, resized[0] - size, resized[1] - size, size, flip=True),
     ]
+    # Every 7th row: a slight upscale cut at some rows has as many source rows as outputs.
+    stepped = [Crop(resized, 0, top, size) for top in range(0, resized[1] - size + 1, 7)]
     drawn = [random_crop(width, height, resize, size, random.Random(f"0:0:{i}")) for i in range(8)]
-    for crop in corners + drawn:
+    for crop in corners + stepped + drawn:
         ours = resample_crop(tensor, crop)
         assert ours.shape == (size, size, 3) and ours.dtype == torch.uint8 and ours.is_contiguous()
         diff = np.abs(ours.numpy().astype(np.int16) - reference(image, crop))
@@ -176,9 +185,14 @@ def test_the_decoder_in_use_is_named_and_silent(tmp_path: Path) -> None:
 
 def test_a_decoder_that_differs_from_pillow_is_passed_over(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_orientation() -> Callable[[torch.Tensor], torch.Tensor]:
-        from torchvision.io import ImageReadMode
+        from torchvision.io import ImageReadMode, decode_jpeg
 
-        return lambda data: torch.ops.image.decode_jpeg(data, ImageReadMode.RGB.value, False)
+        def decode(data: torch.Tensor) -> torch.Tensor:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return decode_jpeg(data, mode=ImageReadMode.RGB, apply_exif_orientation=False)
+
+        return decode
 
     def missing() -> Callable[[torch.Tensor], torch.Tensor]:
         raise ImportError("not installed")

@@ -20,7 +20,7 @@ SMALL_MODELS: dict[str, Callable[[], ColorizationNet]] = {
 DEEPEST_MODULE: dict[str, Callable[[ColorizationNet], nn.Module]] = {
     "eccv16": lambda model: model.conv7,
     "resnet18": lambda model: model.backbone.layer4,
-    "convnext_atto": lambda model: model.backbone.stages_3,
+    "convnext_atto": lambda model: model.backbone.stages[3],
 }
 """Name -> the module computing the deepest tap of that network."""
 

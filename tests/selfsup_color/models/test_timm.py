@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from selfsup_color import Q
-from selfsup_color.models import FusionHead, TimmColorizer
+from selfsup_color.models import FusionHead, TimmColorizer, normalize_lightness
 
 from .conftest import lightness
 
@@ -63,6 +63,29 @@ def test_other_backbones_keep_timm_module_names(backbone: str, taps: tuple[str, 
         features = model.forward_features(lightness(), [taps[2], taps[0]])
     assert list(features) == [taps[0], taps[2]]
     assert features[taps[2]].shape[-1] == 64 // model.tap_strides()[taps[2]]
+
+
+@pytest.mark.parametrize(
+    ("backbone", "output_stride"), [("resnet18", 8), ("convnext_atto", 32), ("efficientnet_b0", 32)]
+)
+def test_taps_are_those_of_timms_features_only_extractor(backbone: str, output_stride: int) -> None:
+    import timm
+
+    model = TimmColorizer(backbone, output_stride=output_stride, head_channels=16).eval()
+    options = {} if output_stride == 32 else {"output_stride": output_stride}
+    extractor = timm.create_model(backbone, pretrained=False, features_only=True, in_chans=1, **options)
+    ours = model.backbone.state_dict()
+    assert [v.shape for v in extractor.state_dict().values()] == [v.shape for v in ours.values()]
+    extractor.load_state_dict(dict(zip(extractor.state_dict(), ours.values(), strict=True)))
+    x = lightness(64, 96, batch=2)
+    with torch.no_grad():
+        expected = extractor.eval()(normalize_lightness(x))
+        expected = list(expected.values() if isinstance(expected, dict) else expected)
+        for depth, name in enumerate(model.tap_names, 1):
+            features = model.forward_features(x, model.tap_names[:depth])
+            assert list(features) == list(model.tap_names[:depth]), name
+            for got, want in zip(features.values(), expected, strict=False):
+                assert torch.equal(got, want), name
 
 
 def test_head_without_skip_upsamples_the_deep_feature_alone() -> None:
