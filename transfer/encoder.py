@@ -142,7 +142,7 @@ def load_network(config: EncoderConfig) -> tuple[ColorizationNet, KeyReport | No
     if config.init == "random" or weights is None:
         rank_zero_info(f"Encoder: {arch} {options}, random init (seed {config.seed})")
         return net, None
-    report = load_state_strict(net, weights.state_dict, weights.source)
+    report = load_state_strict(net, net.upgrade_state_dict(weights.state_dict), weights.source)
     rank_zero_info(f"Encoder: {arch} {options} from {weights.source} (step {weights.step}): {report}")
     return net, report
 
@@ -162,7 +162,7 @@ def export_encoder(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the network of a pretraining checkpoint as standalone weights (no optimiser, no prior)."""
     weights = read_weights(checkpoint)
     net = build_model(weights.arch, **weights.arch_options)
-    load_state_strict(net, weights.state_dict, weights.source)  # refuse to export a broken file
+    load_state_strict(net, net.upgrade_state_dict(weights.state_dict), weights.source)  # refuse a broken file
     return save_weights(
         net, weights.arch, weights.arch_options, out, step=weights.step, source=str(checkpoint)
     )

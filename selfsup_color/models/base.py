@@ -9,7 +9,7 @@ and can be read without running the rest of the network.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from torch import Tensor, nn
@@ -99,6 +99,11 @@ class ColorizationNet(nn.Module, ABC):
     @abstractmethod
     def tap_strides(self) -> dict[str, int]:
         """Spatial reduction of each tap relative to the input."""
+
+    def upgrade_state_dict(self, state: Mapping[str, Tensor], prefix: str = "") -> dict[str, Tensor]:
+        """``state`` (this network's weights under ``prefix``) with keys that earlier releases wrote
+        renamed to today's, so that old checkpoints still load strictly. Default: unchanged."""
+        return dict(state)
 
     @abstractmethod
     def _extract(self, x: Tensor, depth: int) -> list[Tensor]:

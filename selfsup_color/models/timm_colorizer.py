@@ -12,7 +12,7 @@ Taps are the model's ``feature_info`` modules: for ResNets ``act1, layer1..layer
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from torch import Tensor, nn
 
@@ -102,6 +102,18 @@ class TimmColorizer(ColorizationNet):
 
     def tap_strides(self) -> dict[str, int]:
         return dict(self._strides)
+
+    def upgrade_state_dict(self, state: Mapping[str, Tensor], prefix: str = "") -> dict[str, Tensor]:
+        """Until 2026-12-07 the backbone was timm's ``features_only`` wrapper, which flattened the model's
+        top-level sequential stages (``backbone.stages_0.*``); today's keys are the model's own
+        (``backbone.stages.0.*``). Renames a key only when the old name is present and the new absent."""
+        renamed = {}
+        for key in self.state_dict():
+            parts = key.split(".")
+            if parts[0] == "backbone" and len(parts) > 3 and parts[2].isdigit():
+                old = ".".join(["backbone", f"{parts[1]}_{parts[2]}", *parts[3:]])
+                renamed[prefix + old] = prefix + key
+        return {renamed[k] if k in renamed and renamed[k] not in state else k: v for k, v in state.items()}
 
     def _extract(self, x: Tensor, depth: int) -> list[Tensor]:
         return self.backbone.forward_intermediates(

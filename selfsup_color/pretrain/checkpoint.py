@@ -19,6 +19,7 @@ def load_pretraining_module(path: str | Path, map_location: Any = "cpu") -> Colo
         raise ValueError(f"{path} was not written by selfsup-color pretraining (no 'arch' hyperparameter)")
     hparams["compile_net"] = hparams["compile_targets"] = False
     module = ColorizationModule(**hparams)
-    report = load_state_strict(module, ckpt["state_dict"], str(path))
+    state = module.net.upgrade_state_dict(ckpt["state_dict"], prefix="net.")
+    report = load_state_strict(module, state, str(path))
     rank_zero_info(f"Loaded {path} (step {ckpt.get('global_step')}): {report}")
     return module.eval()

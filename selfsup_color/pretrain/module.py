@@ -160,6 +160,10 @@ class ColorizationModule(LightningModule):
                     log_files(logger, f"prior-{logger.version}", "prior", [json_path, png_path])
         self.prior_probs.copy_(record.prior.to(self.prior_probs.device))
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Rename the network keys that earlier releases wrote (``ColorizationNet.upgrade_state_dict``)."""
+        checkpoint["state_dict"] = self.net.upgrade_state_dict(checkpoint["state_dict"], prefix="net.")
+
     def on_fit_start(self) -> None:
         self._ensure_prior()
 

@@ -102,3 +102,51 @@ def test_bad_backbone_and_output_stride_are_rejected() -> None:
         TimmColorizer("resnet18", output_stride=4)
     with pytest.raises(ValueError, match="head_channels"):
         TimmColorizer("resnet18", head_channels=0)
+
+
+def test_checkpoints_of_the_features_only_backbone_still_load(tmp_path) -> None:
+    """Weights written when the backbone was timm's ``features_only`` wrapper (ConvNeXt's stages
+    flattened to ``stages_0``) load into today's network through every path: the module, transfer."""
+    import timm
+
+    from selfsup_color.models import build_model
+    from selfsup_color.pretrain.checkpoint import load_pretraining_module
+    from selfsup_color.pretrain.module import ColorizationModule
+    from transfer.encoder import EncoderConfig, load_network, save_weights
+
+    options = {"backbone": "convnext_atto", "head_channels": 32}
+    net = build_model("timm", **options)
+    old = timm.create_model("convnext_atto", pretrained=False, features_only=True, in_chans=1)
+    torch.manual_seed(1)
+    for p in old.parameters():  # values the new network does not have, so a load is visible
+        p.data.normal_()
+    state = {f"backbone.{k}": v for k, v in old.state_dict().items()}
+    state |= {k: v for k, v in net.state_dict().items() if not k.startswith("backbone.")}
+    assert any(k.startswith("backbone.stages_0.") for k in state) and set(state) != set(net.state_dict())
+    upgraded = net.upgrade_state_dict(state)
+    net.load_state_dict(upgraded, strict=True)
+    assert torch.equal(net.backbone.stages[1].blocks[0].conv_dw.weight, old.stages_1.blocks[0].conv_dw.weight)
+    assert net.upgrade_state_dict(net.state_dict()).keys() == net.state_dict().keys()  # today's: unchanged
+
+    loaded, _ = load_network(
+        EncoderConfig(ckpt_path=str(save_weights(net, "timm", options, tmp_path / "e.pt")))
+    )
+    exported_old = tmp_path / "old.pt"
+    record = {"format": "selfsup-color-encoder/1", "arch": "timm", "arch_options": options}
+    torch.save({**record, "state_dict": state}, exported_old)
+    from_old, _ = load_network(EncoderConfig(ckpt_path=str(exported_old)))
+    for a, b in zip(from_old.state_dict().values(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+    module = ColorizationModule(arch="timm", arch_options=options, prior_images=1)
+    ckpt = {"state_dict": {f"net.{k}": v for k, v in state.items()} | {
+        k: v for k, v in module.state_dict().items() if not k.startswith("net.")},
+        "hyper_parameters": dict(module.hparams), "global_step": 3}  # fmt: skip
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    reloaded = load_pretraining_module(tmp_path / "old.ckpt")
+    assert torch.equal(
+        reloaded.net.backbone.stages[1].blocks[0].conv_dw.weight, old.stages_1.blocks[0].conv_dw.weight
+    )
+    hook = {"state_dict": {f"net.{k}": v for k, v in state.items()}}
+    module.on_load_checkpoint(hook)  # Lightning's resume path
+    assert set(hook["state_dict"]) == {f"net.{k}" for k in net.state_dict()}
