@@ -31,20 +31,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from experiments.benchmarks.common import describe_machine
 from experiments.paths import SHARED
 from selfsup_color.data import cache_dir, extract_archive, find_images
 from selfsup_color.data.crops import Crop, random_crop
-from selfsup_color.data.decode import (
-    REDUCING_GAP,
-    as_tensor,
-    draw_crop,
-    orientation,
-    pillow_crop,
-    rgb_or_gray,
-)
+from selfsup_color.data.decode import as_tensor, crop_image, draw_crop, orientation, pillow_crop
 from selfsup_color.data.jpeg import read_if_jpeg
 from selfsup_color.data.resample import reach, resample_crop
 
@@ -131,18 +124,13 @@ def decode_top_rows(image: Image.Image, rows: int) -> bool:
 
 
 def partial_crop_image(image: Image.Image, crop: Crop, turn: int, partial: bool) -> Image.Image:
-    swap = turn >= 5
-    image.draft("RGB", crop.resized[::-1] if swap else crop.resized)
-    box = crop.box(*(image.size[::-1] if swap else image.size))
+    """The removed path: decode only the rows the crop needs (upright JPEGs), then :func:`crop_image`
+    (whose ``draft`` is a no-op on the loaded image)."""
     if partial and turn == 1:
+        image.draft("RGB", crop.resized)
+        box = crop.box(*image.size)
         decode_top_rows(image, rows_needed(box, crop.size, image.size[1]))
-    upright = rgb_or_gray(ImageOps.exif_transpose(image) if turn != 1 else image)
-    out = upright.resize(
-        (crop.size, crop.size), Image.Resampling.BILINEAR, box=box, reducing_gap=REDUCING_GAP
-    )
-    if crop.flip:
-        out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return out if out.mode == "RGB" else out.convert("RGB")
+    return crop_image(image, crop, turn)
 
 
 def private_pillow_crop(path: str, resize: int, size: int, rng: random.Random) -> torch.Tensor:

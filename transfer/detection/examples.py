@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import torch
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.models.detection import FasterRCNN
 from torchvision.utils import draw_bounding_boxes
 
-from ..examples import EXAMPLE_IMAGES, save_examples
+from ..examples import EXAMPLE_IMAGES, draw_examples
 from .data import DetectionDataset
 from .module import as_unit_float
 
@@ -64,18 +62,13 @@ def detection_examples(
     Writes ``folder/detection_<image id>.png`` (see :func:`draw_detections`) on global rank zero and
     returns the paths (none on other ranks).
     """
-    if rank_zero_only.rank != 0:
-        return []
     device = next(detector.parameters()).device
-    was_training = detector.training
-    detector.eval()
-    pictures = {}
-    with torch.no_grad():
-        for index in range(min(count, len(dataset))):
-            image, truth = dataset[index]
-            (prediction,) = detector(as_unit_float([image.to(device)]))
-            prediction = {key: value.cpu() for key, value in prediction.items()}
-            picture = draw_detections(image, prediction, truth, dataset.class_names, score_thresh)
-            pictures[f"detection_{truth['image_id']}"] = picture
-    detector.train(was_training)
-    return save_examples(pictures, folder, logger, "detection/examples")
+
+    def draw(index: int) -> tuple[str, Tensor]:
+        image, truth = dataset[index]
+        (prediction,) = detector(as_unit_float([image.to(device)]))
+        prediction = {key: value.cpu() for key, value in prediction.items()}
+        picture = draw_detections(image, prediction, truth, dataset.class_names, score_thresh)
+        return f"detection_{truth['image_id']}", picture
+
+    return draw_examples(detector, min(count, len(dataset)), draw, folder, logger, "detection/examples")

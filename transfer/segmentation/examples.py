@@ -6,13 +6,12 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import draw_segmentation_masks
 
 from selfsup_color.viz import tile
 
-from ..examples import EXAMPLE_IMAGES, save_examples
+from ..examples import EXAMPLE_IMAGES, draw_examples
 from .data import IGNORE_INDEX, SegmentationFiles
 from .model import SegmentationNet
 
@@ -65,19 +64,13 @@ def segmentation_examples(
     Writes ``folder/segmentation_<stem>.png`` (see :func:`draw_segmentation`) on global rank zero and
     returns the paths (none on other ranks).
     """
-    if rank_zero_only.rank != 0:
-        return []
     device = next(net.parameters()).device
     colours = class_colours(dataset.labels.num_classes)
-    was_training = net.training
-    net.eval()
-    pictures = {}
-    with torch.no_grad():
-        for index in range(min(count, len(dataset))):
-            image, truth = dataset[index]
-            predicted = net(image[None].to(device)).argmax(1)[0].cpu()
-            pictures[f"segmentation_{dataset.pairs[index].stem}"] = draw_segmentation(
-                image, predicted, truth, colours
-            )
-    net.train(was_training)
-    return save_examples(pictures, folder, logger, "segmentation/examples")
+
+    def draw(index: int) -> tuple[str, Tensor]:
+        image, truth = dataset[index]
+        predicted = net(image[None].to(device)).argmax(1)[0].cpu()
+        picture = draw_segmentation(image, predicted, truth, colours)
+        return f"segmentation_{dataset.pairs[index].stem}", picture
+
+    return draw_examples(net, min(count, len(dataset)), draw, folder, logger, "segmentation/examples")
