@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 
 LIGHTNING_VERBS = {
-    "fit": "pretrain a colorization network (resume with --ckpt_path last)",
-    "validate": "score a checkpoint on the validation images (--ckpt_path)",
-    "test": "score a checkpoint on the test images (--ckpt_path)",
+    "fit": "Pretrain a colorization network (resume with --ckpt_path last).",
+    "validate": "Score a checkpoint on the validation images (--ckpt_path).",
+    "test": "Score a checkpoint on the test images (--ckpt_path).",
 }
 FUNCTION_VERBS = ("prior", "colorize", "evaluate")
 """Verbs defined as functions in :mod:`selfsup_color.pretrain.commands`; they read bare image arguments
@@ -35,10 +35,9 @@ def verb_summaries() -> dict[str, str]:
 
 
 def usage() -> str:
-    lines = [__doc__.strip(), "", "usage: selfsup-color VERB [--config FILE] [--print_config] [options]", ""]
-    lines += [f"  {verb:<11} {summary}" for verb, summary in verb_summaries().items()]
-    lines += ["", "`selfsup-color VERB --help` lists a verb's options."]
-    return "\n".join(lines)
+    from .command import command_usage
+
+    return command_usage("selfsup-color", __doc__, verb_summaries())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

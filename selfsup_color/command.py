@@ -84,6 +84,15 @@ def without_config_key(config: Namespace) -> dict[str, Any]:
     return values
 
 
+def command_usage(command: str, doc: str, summaries: Mapping[str, str]) -> str:
+    """The ``--help`` of a command of several verbs: its docstring, then one line per verb."""
+    width = max(map(len, summaries)) + 2
+    lines = [doc.strip(), "", f"usage: {command} VERB [--config FILE] [--print_config] [options]", ""]
+    lines += [f"  {verb:<{width}}{summary}" for verb, summary in summaries.items()]
+    lines += ["", f"`{command} VERB --help` lists a verb's options."]
+    return "\n".join(lines)
+
+
 def first_paragraph(text: str | None) -> str:
     """The summary of a docstring: its first paragraph on one line."""
     return " ".join((text or "").strip().split("\n\n")[0].split())

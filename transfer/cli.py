@@ -31,6 +31,7 @@ from lightning.pytorch.cli import LightningArgumentParser
 from selfsup_color.command import (
     CONFIG_NAME,
     command_parser,
+    command_usage,
     first_paragraph,
     parse,
     run_function,
@@ -227,18 +228,9 @@ def export(ckpt_path: Path, out: Path) -> int:
 
 
 def usage() -> str:
-    lines = [
-        __doc__.strip(),
-        "",
-        "usage: selfsup-transfer VERB [--config FILE] [--print_config] [options]",
-        "",
-    ]
-    lines += [f"  {task:<13} {task} evaluation of an encoder" for task in TASKS]
-    lines += [
-        f"  {verb:<13} {first_paragraph(fn.__doc__)}" for verb, fn in (("report", report), ("export", export))
-    ]
-    lines += ["", "`selfsup-transfer VERB --help` lists a verb's options."]
-    return "\n".join(lines)
+    summaries = {task: f"The {task} evaluation of an encoder and its baselines." for task in TASKS}
+    summaries |= {verb: first_paragraph(fn.__doc__) for verb, fn in (("report", report), ("export", export))}
+    return command_usage("selfsup-transfer", __doc__, summaries)
 
 
 def main(argv: list[str] | None = None) -> int:
