@@ -42,11 +42,12 @@ def usage() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: dispatch ``argv`` (default ``sys.argv[1:]``) to its verb."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(usage())
-        return 0 if args else 2
-    verb, rest = args[0], args[1:]
+    from .command import split_verb
+
+    parsed = split_verb(argv, usage)
+    if isinstance(parsed, int):
+        return parsed
+    verb, rest = parsed
     if verb in FUNCTION_VERBS:
         from .command import run_function
         from .pretrain import commands
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if verb in LIGHTNING_VERBS or verb.startswith("-"):
         from .pretrain.cli import run_lightning_cli
 
-        run_lightning_cli(args)
+        run_lightning_cli([verb, *rest])
         return 0
     print(f"selfsup-color: unknown verb {verb!r}\n\n{usage()}", file=sys.stderr)
     return 2

@@ -8,8 +8,9 @@ for one release through :func:`rename_flags`, with a warning naming the new flag
 
 from __future__ import annotations
 
+import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,16 @@ def without_config_key(config: Namespace) -> dict[str, Any]:
     values = config.as_dict()
     values.pop("config", None)
     return values
+
+
+def split_verb(argv: Sequence[str] | None, usage: Callable[[], str]) -> tuple[str, list[str]] | int:
+    """``(verb, its arguments)`` of ``argv`` (default ``sys.argv[1:]``), or an exit code after printing
+    ``usage()``: 0 for ``--help``, 2 for no verb at all."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if args else 2
+    return args[0], args[1:]
 
 
 def command_usage(command: str, doc: str, summaries: Mapping[str, str]) -> str:

@@ -36,6 +36,7 @@ from selfsup_color.command import (
     parse,
     run_function,
     save_config,
+    split_verb,
 )
 from selfsup_color.distributed import is_global_zero
 
@@ -234,11 +235,10 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(usage())
-        return 0 if args else 2
-    verb, rest = args[0], args[1:]
+    parsed = split_verb(argv, usage)
+    if isinstance(parsed, int):
+        return parsed
+    verb, rest = parsed
     if verb in TASKS:
         return run_task(verb, rest)
     if verb == "report":
