@@ -9,7 +9,7 @@ files of the recipes (``experiments/results/splits``) are reproduced as they wer
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,3 +43,23 @@ def write_split(path: str | Path, train: Sequence[Any], val: Sequence[Any], **ab
     """State a split, atomically: JSON ``{**about, "train": [...], "val": [...]}``."""
     data = {**about, "train": list(train), "val": list(val)}
     return write_text_atomic(path, json.dumps(data, indent=1))
+
+
+def read_split(path: str | Path, known: Collection[Any] | None = None) -> tuple[list[Any], list[Any]]:
+    """The (train, val) lists of a split file (:func:`write_split`'s JSON); ValueError naming the file
+    when they overlap or, with ``known``, name items that are not there."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"split file {path} not found (write one with write_split)")
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("train", "val")):
+        raise ValueError(f"{path}: expected a JSON object with 'train' and 'val' lists")
+    train, val = list(data["train"]), list(data["val"])
+    if known is not None:
+        unknown = [item for item in train + val if item not in known]
+        if unknown:
+            raise ValueError(f"{path}: {len(unknown)} items are not in the data, e.g. {unknown[:3]}")
+    overlap = sorted(set(train) & set(val), key=str)
+    if overlap:
+        raise ValueError(f"{path}: {len(overlap)} items are in both train and val, e.g. {overlap[:3]}")
+    return train, val

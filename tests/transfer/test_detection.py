@@ -13,13 +13,13 @@ from lightning.pytorch import Trainer
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from selfsup_color.data.splits import read_split
 from transfer.common import OptimConfig
 from transfer.detection.data import (
     VOC_CLASSES,
     coco_dataset,
     collate_detection,
     read_coco,
-    read_id_list,
     resized_size,
     split_ids,
     voc_dataset,
@@ -99,11 +99,9 @@ def test_split_is_deterministic_disjoint_and_stated(tmp_path: Path) -> None:
     assert len(val) == 26 and not set(train) & set(val) and sorted(train + val) == ids
     assert split_ids(ids, 0.2, seed=4)[1] != val
     path = write_split(tmp_path / "split.json", train, val, seed=3)
-    assert read_id_list(path, "train") == train and read_id_list(path, "val") == val
-    (tmp_path / "ids.txt").write_text("9\n25  # a comment\n\n30\n")
-    assert read_id_list(tmp_path / "ids.txt") == [9, 25, 30]
-    with pytest.raises(ValueError, match="'test'"):
-        read_id_list(path, "test")
+    assert read_split(path, ids) == (train, val)
+    with pytest.raises(ValueError, match="not in the data"):
+        read_split(path, ids[:50])
 
 
 # --- VOC -----------------------------------------------------------------------------------------

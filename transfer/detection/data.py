@@ -241,28 +241,6 @@ def split_ids(ids: Sequence[int], val_fraction: float, seed: int) -> tuple[list[
     return seeded_split(sorted(ids), val_fraction, seed, SPLIT_STREAM)
 
 
-def read_id_list(path: str | Path, key: str | None = None) -> list[int]:
-    """Image ids from a text file (one a line, ``#`` comments) or JSON (a list, or ``{key: [...]}``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image id list {path} does not exist")
-    text = path.read_text()
-    if path.suffix == ".json":
-        data = json.loads(text)
-        if isinstance(data, dict):
-            if key not in data:
-                raise ValueError(f"{path} has no {key!r} list of image ids (keys: {sorted(data)})")
-            data = data[key]
-        if not isinstance(data, list):
-            raise ValueError(f"{path}: expected a list of image ids")
-        return [int(i) for i in data]
-    lines = (line.split("#")[0].strip() for line in text.splitlines())
-    try:
-        return [int(line) for line in lines if line]
-    except ValueError as error:
-        raise ValueError(f"{path}: every line must be an integer image id ({error})") from error
-
-
 # --- Pascal VOC ----------------------------------------------------------------------------------
 
 

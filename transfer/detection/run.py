@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from torchvision.models.detection import FasterRCNN
 
 from selfsup_color.data.sampling import seed_worker
+from selfsup_color.data.splits import read_split
 
 from ..common import OptimConfig, check_data_source, check_positive
 from ..encoder import EncoderConfig, build_encoder
@@ -24,7 +25,6 @@ from .data import (
     coco_dataset,
     collate_detection,
     read_coco,
-    read_id_list,
     split_ids,
     voc_dataset,
     write_split,
@@ -168,12 +168,10 @@ def load_datasets(config: DetectionDataConfig) -> tuple[DetectionDataset, Detect
             val = coco_dataset(val_index, sorted(val_index.records), **val_options)
         else:
             train_ids, val_ids = (
-                (read_id_list(config.split_file, "train"), read_id_list(config.split_file, "val"))
+                [[int(i) for i in part] for part in read_split(config.split_file, index.records)]
                 if config.split_file
                 else split_ids(list(index.records), config.val_fraction, config.split_seed)
             )
-            if set(train_ids) & set(val_ids):
-                raise ValueError(f"{config.split_file}: train and val share image ids")
             train = coco_dataset(index, train_ids, **train_options)
             val = coco_dataset(index, val_ids, **val_options)
     train.records = train.records[: config.max_train_images]

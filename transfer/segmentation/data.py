@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 from selfsup_color.data.crops import resized_size
 from selfsup_color.data.decode import load_rgb
 from selfsup_color.data.files import IMAGE_EXTENSIONS
-from selfsup_color.data.splits import seeded_split
+from selfsup_color.data.splits import read_split, seeded_split
 from selfsup_color.data.splits import write_split as write_split  # re-exported for run.py
 
 IGNORE_INDEX = 255
@@ -117,23 +117,6 @@ def pair_files(images: Path, masks: Path) -> list[Pair]:
 def split_stems(stems: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """A seeded split of ``stems`` into (train, val), each sorted; val holds round(fraction * n) >= 1."""
     return seeded_split(sorted(stems), val_fraction, seed, SPLIT_STREAM)
-
-
-def read_split(path: Path, known: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The (train, val) stems of a split file; every stem must be a known pair and the lists disjoint."""
-    if not path.is_file():
-        raise FileNotFoundError(f"split file {path} not found (write one with write_split)")
-    data = json.loads(path.read_text())
-    if not isinstance(data, dict) or not {"train", "val"} <= set(data):
-        raise ValueError(f"{path}: expected a JSON object with 'train' and 'val' lists of stems")
-    train, val = [str(s) for s in data["train"]], [str(s) for s in data["val"]]
-    unknown = sorted(set(train + val).difference(known))
-    if unknown:
-        raise ValueError(f"{path}: {len(unknown)} stems have no image+mask pair, e.g. {unknown[:3]}")
-    overlap = sorted(set(train) & set(val))
-    if overlap:
-        raise ValueError(f"{path}: {len(overlap)} stems are in both train and val, e.g. {overlap[:3]}")
-    return train, val
 
 
 def read_pair(pair: Pair, labels: LabelMap) -> tuple[Image.Image, Image.Image]:
@@ -258,7 +241,7 @@ def coco_style(
     pairs = pair_files(images, masks)[:max_images]
     by_stem = {p.stem: p for p in pairs}
     if split_file is not None:
-        train, val = read_split(split_file, list(by_stem))
+        train, val = ([str(s) for s in part] for part in read_split(split_file, {*map(str, by_stem)}))
     else:
         train, val = split_stems(list(by_stem), val_fraction, seed)
     return SplitPairs([by_stem[s] for s in train], [by_stem[s] for s in val], labels)

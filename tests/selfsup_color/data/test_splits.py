@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from selfsup_color.data.datamodule import split_files
-from selfsup_color.data.splits import held_out_count, seeded_split, write_split
+from selfsup_color.data.splits import held_out_count, read_split, seeded_split, write_split
 from transfer.detection import data as detection
 from transfer.segmentation import data as segmentation
 
@@ -59,5 +59,8 @@ def test_impossible_splits_raise(items: list[int], fraction: float) -> None:
 def test_write_split_reads_back(tmp_path: Path) -> None:
     path = write_split(tmp_path / "a" / "split.json", [3, 1], [2], seed=4)
     assert json.loads(path.read_text()) == {"seed": 4, "train": [3, 1], "val": [2]}
-    assert detection.read_id_list(path, "val") == [2]
+    assert read_split(path) == ([3, 1], [2])
+    write_split(path, [3, 1], [1])
+    with pytest.raises(ValueError, match="in both train and val"):
+        read_split(path)
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["split.json"]
