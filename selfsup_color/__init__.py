@@ -5,10 +5,10 @@ bins, soft encoding, the empirical prior and class rebalancing, losses, decoding
 """
 
 from .core.bins import GRID, Q, ab_bins
-from .core.color import lab_to_rgb, rgb_to_lab, rgb_to_lightness
+from .core.color import lab_to_rgb, rgb_to_ab, rgb_to_lab, rgb_to_lightness
 from .core.decode import DEFAULT_TEMPERATURE, annealed_mean, expected_ab, mode
 from .core.encode import SoftTargets, gaussian_weights, nearest_bin, soft_encode, soft_encode_sparse
-from .core.loss import classification_loss, regression_loss, rescale_weight_decay
+from .core.loss import classification_loss, reduce_pixels, regression_loss, rescale_weight_decay
 from .core.metrics import auc, colourfulness, psnr, rebalanced_auc
 from .core.prior import (
     Prior,
@@ -66,8 +66,10 @@ __all__ = [
     "psnr",
     "rebalance_weights",
     "rebalanced_auc",
+    "reduce_pixels",
     "regression_loss",
     "rescale_weight_decay",
+    "rgb_to_ab",
     "rgb_to_lab",
     "rgb_to_lightness",
     "save_prior",
