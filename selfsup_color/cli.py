@@ -41,10 +41,18 @@ def usage() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: dispatch ``argv`` (default ``sys.argv[1:]``) to its verb."""
+    """Entry point: dispatch ``argv`` (default ``sys.argv[1:]``) to its verb; errors end in one line
+    (``--debug`` for the traceback)."""
+    from .command import run_command
+
+    return run_command("selfsup-color", dispatch, argv)
+
+
+def dispatch(args: list[str]) -> int:
+    """Run the verb ``args[0]`` on the rest of ``args``."""
     from .command import split_verb
 
-    parsed = split_verb(argv, usage)
+    parsed = split_verb(args, usage)
     if isinstance(parsed, int):
         return parsed
     verb, rest = parsed

@@ -8,6 +8,7 @@ for one release through :func:`rename_flags`, with a warning naming the new flag
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,9 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from .io import write_text_atomic
 
+DEBUG_FLAG = "--debug"
+DEBUG_ENV = "SELFSUP_COLOR_DEBUG"
+"""``--debug`` anywhere on a command line, or ``SELFSUP_COLOR_DEBUG=1``: errors raise with their traceback."""
 CONFIG_NAME = "config.yaml"
 """The resolved config every command that writes a folder saves in it."""
 
@@ -83,6 +87,23 @@ def without_config_key(config: Namespace) -> dict[str, Any]:
     values = config.as_dict()
     values.pop("config", None)
     return values
+
+
+def run_command(command: str, main: Callable[[list[str]], int], argv: Sequence[str] | None) -> int:
+    """``main(args)`` (``args``: ``argv``, default ``sys.argv[1:]``, without ``--debug``); an exception ends
+    it with one line on stderr naming the error, and exit code 1, unless ``--debug`` or
+    ``SELFSUP_COLOR_DEBUG=1`` asks for the traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in args or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    try:
+        return main([a for a in args if a != DEBUG_FLAG])
+    except Exception as error:
+        if debug:
+            raise
+        text = str(error).strip().replace("\n", " ") or "(no message)"
+        print(f"{command}: error: {type(error).__name__}: {text}", file=sys.stderr)
+        print(f"{command}: for the traceback, add {DEBUG_FLAG} or set {DEBUG_ENV}=1", file=sys.stderr)
+        return 1
 
 
 def split_verb(argv: Sequence[str] | None, usage: Callable[[], str]) -> tuple[str, list[str]] | int:

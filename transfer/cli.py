@@ -34,6 +34,7 @@ from selfsup_color.command import (
     command_usage,
     first_paragraph,
     parse,
+    run_command,
     run_function,
     save_config,
     split_verb,
@@ -235,7 +236,14 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parsed = split_verb(argv, usage)
+    """Entry point: dispatch ``argv`` (default ``sys.argv[1:]``) to its verb; errors end in one line
+    (``--debug`` for the traceback)."""
+    return run_command("selfsup-transfer", dispatch, argv)
+
+
+def dispatch(args: list[str]) -> int:
+    """Run the verb ``args[0]`` on the rest of ``args``."""
+    parsed = split_verb(args, usage)
     if isinstance(parsed, int):
         return parsed
     verb, rest = parsed

@@ -59,3 +59,20 @@ def test_old_flags_are_renamed_with_a_warning() -> None:
     with pytest.raises(SystemExit, match="NAME=PATH"):
         rename_flags(["--ckpt", "x.ckpt"], renamed, "t")
     assert rename_flags(["--ckpt_path", "x"], renamed, "t") == ["--ckpt_path", "x"]  # new flags untouched
+
+
+def test_errors_end_in_one_line_unless_debug(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = ["colorize", "--ckpt_path", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "o"), "x.png"]
+    monkeypatch.delenv("SELFSUP_COLOR_DEBUG", raising=False)
+    assert main(argv) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert (
+        err[0]
+        == f"selfsup-color: error: FileNotFoundError: checkpoint {tmp_path / 'missing.ckpt'} does not exist"
+    )
+    assert "--debug" in err[1] and len(err) == 2  # no traceback
+    with pytest.raises(FileNotFoundError):
+        main([*argv, "--debug"])
+    monkeypatch.setenv("SELFSUP_COLOR_DEBUG", "1")
+    with pytest.raises(FileNotFoundError):
+        main(argv)

@@ -259,8 +259,10 @@ def test_cli_is_strict_and_report_gathers(folders: tuple[Path, Path], tmp_path: 
     assert len(knn) == 2 and all(0 <= m["top1"] <= 1 for r in knn for m in r.metrics.values())
     assert main(["report", str(tmp_path / "k" / "knn_shades.json"), "--out", str(tmp_path / "all.md")]) == 0
     assert "## knn on shades" in (tmp_path / "all.md").read_text()
-    with pytest.raises(ValueError, match="unknown baselines"):
-        main(["knn", "--config", str(tmp_path / "knn.yaml"), "--baselines", "[imagenet]"])
+    assert main(["knn", "--config", str(tmp_path / "knn.yaml"), "--baselines", "[imagenet]"]) == 1
+    assert "selfsup-transfer: error: ValueError: unknown baselines ['imagenet']" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown baselines"):  # with the traceback on request
+        main(["knn", "--config", str(tmp_path / "knn.yaml"), "--baselines", "[imagenet]", "--debug"])
 
 
 def test_finetune_and_supervised_baseline(folders: tuple[Path, Path], tmp_path: Path) -> None:
