@@ -17,11 +17,12 @@ training crops (seeded).
 
 from __future__ import annotations
 
-import argparse
+import sys
 from collections.abc import Sequence
 
 import torch
 
+from selfsup_color.command import command_parser, parse
 from selfsup_color.core.loss import classification_loss
 from selfsup_color.core.prior import Prior
 from selfsup_color.core.rebalance import effective_sample_size, rebalance_weights
@@ -72,7 +73,7 @@ def network(ckpt: str | None, width: float, seed: int) -> torch.nn.Module:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[float, dict[str, float]]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python -m experiments.analysis.rebalancing", __doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="training image folder, file list or 'builtin'")
     parser.add_argument("--resize", type=int, required=True)
     parser.add_argument("--crop", type=int, required=True)
@@ -81,10 +82,12 @@ def main(argv: Sequence[str] | None = None) -> dict[float, dict[str, float]]:
     parser.add_argument("--prior", default=None, help="prior JSON or table (else estimated)")
     parser.add_argument("--lam", type=float, nargs="+", default=[0.5, 1.0])
     parser.add_argument("--width", type=float, default=0.25, help="eccv16 width for the decay ratio")
-    parser.add_argument("--ckpt", default=None, help="a pretraining checkpoint: its net instead of a new one")
+    parser.add_argument(
+        "--ckpt_path", default=None, help="a pretraining checkpoint: its net instead of a new one"
+    )
     parser.add_argument("--weight_decay", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse(parser, sys.argv[1:] if argv is None else argv, {"--ckpt": "--ckpt_path"})
 
     data = ColorizationDataModule(
         train=args.data,
@@ -104,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> dict[float, dict[str, float]]:
     loader.sampler.set_epoch(0)
     rgb = next(iter(loader))["rgb"]
     print(f"{args.data} at {args.crop} px: {rgb.shape[0]} crops, prior of {prior.n_images} images")
-    net = network(args.ckpt, args.width, args.seed)  # one network for every lam (gradients reset)
+    net = network(args.ckpt_path, args.width, args.seed)  # one network for every lam (gradients reset)
     results = {}
     for lam in args.lam:
         t = TargetBuilder(rebalance_weights(prior.prior, lam))(rgb)

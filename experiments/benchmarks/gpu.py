@@ -6,19 +6,22 @@ sustains for the whole step (target preparation, forward, loss, backward, fused 
 
 MFU = (FLOPs of the network's forward + backward per image, counted by
 ``torch.utils.flop_counter.FlopCounterMode``) x images/s / the device's peak dense bf16 FLOP/s.
-The peak comes from a small table of known devices or ``--peak-tflops``.
+The peak comes from a small table of known devices or ``--peak_tflops``.
 
     python -m experiments.benchmarks.gpu [--batch 40 --steps 30 --warmup 10 --compile]
 
-It runs on a CPU too (for checking the script; pass ``--peak-tflops`` to get an MFU there).
+It runs on a CPU too (for checking the script; pass ``--peak_tflops`` to get an MFU there).
 """
 
 from __future__ import annotations
 
-import argparse
+import sys
 from typing import Any
 
 import torch
+from jsonargparse import Namespace
+
+from selfsup_color.command import command_parser, parse
 
 from .common import describe_machine, fit_on_batch, photo_batch
 
@@ -55,7 +58,7 @@ def training_flops(net: torch.nn.Module, size: int, device: torch.device) -> flo
     return float(counter.get_total_flops())
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def measure(args: Namespace) -> dict[str, Any]:
     from selfsup_color import Q
     from selfsup_color.pretrain.module import ColorizationModule
 
@@ -92,18 +95,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("python -m experiments.benchmarks.gpu", __doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=40, help="images per step (the paper's 40)")
     parser.add_argument("--size", type=int, default=176, help="crop size (the paper's 176)")
     parser.add_argument("--width", type=float, default=1.0, help="eccv16 channel width multiplier")
     parser.add_argument("--precision", default="bf16-mixed")
-    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    parser.add_argument("--no_channels_last", dest="channels_last", action="store_false")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network and targets")
     parser.add_argument("--steps", type=int, default=30, help="timed steps")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (and compilation)")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, if not known")
-    args = parser.parse_args()
+    parser.add_argument("--peak_tflops", type=float, default=None, help="the device's peak, if not known")
+    args = parse(
+        parser, sys.argv[1:], {"--no-channels-last": "--no_channels_last", "--peak-tflops": "--peak_tflops"}
+    )
     print(describe_machine())
     if args.device.startswith("cuda"):
         print(f"device: {torch.cuda.get_device_name(torch.device(args.device))}")
@@ -112,7 +117,7 @@ def main() -> None:
         f"eccv16 width {args.width}, {args.size} px, batch {args.batch}, {args.precision}, "
         f"channels_last {args.channels_last}, compile {args.compile}"
     )
-    mfu = f"{100 * result['mfu']:.1f}%" if result["mfu"] is not None else "n/a (unknown peak: --peak-tflops)"
+    mfu = f"{100 * result['mfu']:.1f}%" if result["mfu"] is not None else "n/a (unknown peak: --peak_tflops)"
     print(
         f"{setting}: {result['images_per_s']:.1f} images/s ({result['step_ms']:.1f} ms/step), "
         f"{result['gflops_per_image']:.1f} GFLOP per image (fwd+bwd), "

@@ -22,8 +22,8 @@ Run: ``python -m experiments.benchmarks.loading [--rounds 5 --workers 0]``
 
 from __future__ import annotations
 
-import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -36,6 +36,7 @@ from torchvision import transforms
 
 from experiments.benchmarks.common import describe_machine, time_call
 from experiments.paths import SHARED
+from selfsup_color.command import command_parser, parse
 from selfsup_color.data import ImageFiles, cache_dir, collate_images, extract_archive, find_images
 from selfsup_color.data.jpeg import jpeg_decoder
 
@@ -91,7 +92,7 @@ def chunked_rounds(datasets: dict[str, Dataset], size: int, chunk: int) -> dict[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("python -m experiments.benchmarks.loading", __doc__.splitlines()[0])
     parser.add_argument("--archive", type=Path, default=SHARED / "data" / "hymenoptera.tar")
     parser.add_argument("--cache", type=Path, default=None, help="where to unpack (default: the cache)")
     parser.add_argument("--resize", type=int, default=256)
@@ -103,7 +104,7 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads in this process (a DataLoader worker has 1)"
     )
-    args = parser.parse_args()
+    args = parse(parser, sys.argv[1:], {})
     torch.set_num_threads(args.threads)
 
     root = extract_archive(args.archive, args.cache or cache_dir())

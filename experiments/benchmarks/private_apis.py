@@ -21,10 +21,10 @@ Run: ``python -m experiments.benchmarks.private_apis [--rounds 7 --pairs jpeg re
 
 from __future__ import annotations
 
-import argparse
 import math
 import random
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -35,6 +35,7 @@ from PIL import Image
 
 from experiments.benchmarks.common import describe_machine
 from experiments.paths import SHARED
+from selfsup_color.command import command_parser, parse
 from selfsup_color.data import cache_dir, extract_archive, find_images
 from selfsup_color.data.crops import Crop, random_crop
 from selfsup_color.data.decode import as_tensor, crop_image, draw_crop, orientation, pillow_crop
@@ -230,14 +231,14 @@ def timm_pair(batch: int, size: int) -> dict[str, tuple[Side, Side, list[object]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("python -m experiments.benchmarks.private_apis", __doc__.splitlines()[0])
     parser.add_argument("--archive", type=Path, default=SHARED / "data" / "hymenoptera.tar")
     parser.add_argument("--resize", type=int, default=256)
     parser.add_argument("--crop", type=int, default=176)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--pairs", nargs="+", default=["jpeg", "resample", "partial", "timm"])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a DataLoader worker has 1)")
-    args = parser.parse_args()
+    args = parse(parser, sys.argv[1:], {})
     torch.set_num_threads(args.threads)
     root = extract_archive(args.archive, cache_dir())
     files = find_images([root / "train", root / "val"])

@@ -21,17 +21,19 @@ Run: ``python -m experiments.benchmarks.probes [--arch eccv16 --width 0.5 --crop
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from jsonargparse import Namespace
 from torch.utils.data import DataLoader, Dataset
 
 from experiments.benchmarks.common import describe_machine, photo_crops
+from selfsup_color.command import command_parser, parse
 from transfer.classification.data import ClassificationData
 from transfer.classification.probes import LinearProbes, pool_sizes, tap_shapes
 from transfer.common import OptimConfig
@@ -52,7 +54,7 @@ class Batches(Dataset):
         return {"rgb": self.images[index], "label": self.labels[index]}
 
 
-def fit_seconds(taps: list[str], args: argparse.Namespace, data: Batches | None, out: Path) -> float:
+def fit_seconds(taps: list[str], args: Namespace, data: Batches | None, out: Path) -> float:
     """Wall time of one ``Trainer.fit`` training probes on ``taps`` for ``args.epochs`` epochs."""
     encoder = build_encoder(EncoderConfig(init="random", arch=args.arch, arch_options=args.options))
     shapes = tap_shapes(encoder, taps, args.crop)
@@ -74,11 +76,11 @@ def fit_seconds(taps: list[str], args: argparse.Namespace, data: Batches | None,
     return time.perf_counter() - start
 
 
-def cli_seconds(taps: list[str], args: argparse.Namespace, out: Path) -> float:
+def cli_seconds(taps: list[str], args: Namespace, out: Path) -> float:
     """Wall time of one ``selfsup-transfer linear`` process on ``args.recipe`` probing ``taps``."""
     encoder = (
-        ["--encoder.ckpt_path", args.checkpoint]
-        if args.checkpoint
+        ["--encoder.ckpt_path", args.ckpt_path]
+        if args.ckpt_path
         else ["--encoder.init", "random", "--encoder.arch", args.arch,
               "--encoder.arch_options", json.dumps(args.options)]
     )  # fmt: skip
@@ -96,7 +98,7 @@ def cli_seconds(taps: list[str], args: argparse.Namespace, out: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("python -m experiments.benchmarks.probes", __doc__.splitlines()[0])
     parser.add_argument("--arch", default="eccv16")
     parser.add_argument("--width", type=float, default=0.5, help="eccv16 width multiplier")
     parser.add_argument("--crop", type=int, default=64)
@@ -108,10 +110,8 @@ def main() -> None:
     parser.add_argument(
         "--recipe", default=None, help="time whole selfsup-transfer linear runs of this config"
     )
-    parser.add_argument(
-        "--checkpoint", default=None, help="with --recipe: the encoder (default: random init)"
-    )
-    args = parser.parse_args()
+    parser.add_argument("--ckpt_path", default=None, help="with --recipe: the encoder (default: random init)")
+    args = parse(parser, sys.argv[1:], {"--checkpoint": "--ckpt_path"})
     args.options = {"width": args.width} if args.arch == "eccv16" else {}
     if args.recipe:
         print(f"selfsup-transfer linear --config {args.recipe}, taps {args.taps}; {describe_machine()}")

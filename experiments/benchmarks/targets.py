@@ -10,14 +10,14 @@ that dense blob; ``NonGrayMask``. A second, leaner baseline stops at the sparse 
 block, nearest bin from the k-NN), which is what our pipeline returns; both ratios are printed. Ours
 is :class:`selfsup_color.TargetBuilder`, eager and under ``torch.compile``.
 
-Run: ``python -m experiments.benchmarks.targets [--batch 40 --size 176 --repeat 10 --stable-sort]``
+Run: ``python -m experiments.benchmarks.targets [--batch 40 --size 176 --repeat 10 --stable_sort]``
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import statistics
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -28,6 +28,7 @@ import torch
 
 from experiments.benchmarks.common import describe_machine, photo_crops, time_call
 from selfsup_color import ColorizationTargets, Q, TargetBuilder, ab_bins, rebalance_weights, soft_encode
+from selfsup_color.command import command_parser, parse
 from selfsup_color.core import knn
 from selfsup_color.core.encode import gaussian_weights
 from selfsup_color.core.targets import soft_targets
@@ -199,12 +200,12 @@ def stage_times(builder: TargetBuilder, x: torch.Tensor, sync: object, repeat: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("python -m experiments.benchmarks.targets", __doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=40)
     parser.add_argument("--size", type=int, default=176)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of reference and ours")
     parser.add_argument("--repeat", type=int, default=5, help="runs of ours per round (median)")
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    parser.add_argument("--no_compile", action="store_true", help="skip the torch.compile variant")
     parser.add_argument("--stages", action="store_true", help="also print the time of each stage")
     parser.add_argument(
         "--data",
@@ -213,11 +214,11 @@ def main() -> None:
         help="crops of scikit-image's photos, or uniform random pixels (slower for the reference k-NN)",
     )
     parser.add_argument(
-        "--stable-sort",
+        "--stable_sort",
         action="store_true",
         help="also time ours with a stable sort instead of the selection network",
     )
-    args = parser.parse_args()
+    args = parse(parser, sys.argv[1:], {"--no-compile": "--no_compile", "--stable-sort": "--stable_sort"})
     from sklearn.neighbors import NearestNeighbors
 
     if args.data == "photos":

@@ -18,7 +18,6 @@ optimiser, logging and Lightning's own overhead. Peak memory is the process's pe
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import subprocess
@@ -27,6 +26,8 @@ import time
 from typing import Any
 
 import torch
+
+from selfsup_color.command import command_parser, parse
 
 from .common import describe_machine, device_sync, fit_on_batch, photo_batch
 
@@ -125,15 +126,15 @@ def measure(name: str, steps: int, warmup: int, batch_size: int | None = None) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("python -m experiments.benchmarks.training_step", __doc__)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, help="batch size of every model (default: each its own)")
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model, print JSON
-    args = parser.parse_args()
+    parser.add_argument(
+        "--one", help="internal: measure one model, print JSON"
+    )  # internal: measure one model, print JSON
+    args = parse(parser, sys.argv[1:], {})
     if args.one:
         print(json.dumps(measure(args.one, args.steps, args.warmup, args.batch)))
         return

@@ -6,12 +6,11 @@ Each stage's output is kept under ``--root``; rerunning skips finished stages an
 interrupted pretraining from its last checkpoint. Logs go to ``<root>/logs/``;
 ``<root>/manifest.json`` records each stage's command, code version, start time and duration.
 ``docs/results/summary.json`` (every per-seed number) and ``docs/results.md`` are rewritten at the
-end, from whatever stages are done; ``--render-only`` rewrites them without running anything.
+end, from whatever stages are done; ``--render_only`` rewrites them without running anything.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from experiments.paths import REPO, ensure_data
 from experiments.results.stages import Stage, stages
+from selfsup_color.command import command_parser, parse
 from selfsup_color.io import write_text_atomic
 
 
@@ -76,13 +76,13 @@ def run_stage(stage: Stage, root: Path) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("python -m experiments.results", __doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=REPO / "runs" / "results", help="where stage outputs go")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these stages (if not done)")
     parser.add_argument("--list", action="store_true", help="list the stages and whether each is done")
-    parser.add_argument("--no-render", action="store_true", help="do not rewrite docs/results*")
-    parser.add_argument("--render-only", action="store_true", help="only rewrite docs/results*")
-    args = parser.parse_args()
+    parser.add_argument("--no_render", action="store_true", help="do not rewrite docs/results*")
+    parser.add_argument("--render_only", action="store_true", help="only rewrite docs/results*")
+    args = parse(parser, sys.argv[1:], {"--no-render": "--no_render", "--render-only": "--render_only"})
     root = args.root.resolve()
     plan = stages(root)
     if args.list:

@@ -8,14 +8,15 @@ one colour scale) and ``priors.json`` (a summary row per data set).
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 
 from experiments.paths import REPO, SHARED
 from selfsup_color import Prior, load_prior_table, rebalance_weights
+from selfsup_color.command import command_parser, parse
 from selfsup_color.data import ColorizationDataModule
 from selfsup_color.pretrain.prior_pass import estimate_data_prior, write_prior
 from selfsup_color.viz import priors_figure, save_figure
@@ -48,10 +49,10 @@ def slug(name: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("python -m experiments.results.priors", __doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
+    args = parse(parser, sys.argv[1:], {})
     priors, rows = {}, {}
     for name, (folder, resize, crop, images) in DATASETS.items():
         data = ColorizationDataModule(

@@ -195,9 +195,10 @@ def transfer_stage(
 def cbsd68_stage(root: Path, name: str, prior: Path | None) -> Stage:
     """Colorization quality of every pretext network on CBSD68 (with the gray baseline)."""
     checkpoints = [
-        f"--ckpt={arm.name}/seed{seed}={pretrain_checkpoint(root, arm.name, seed)}"
+        arg
         for arm in PRETEXTS
         for seed in arm.seeds
+        for arg in (f"--ckpt_path.{arm.name}/seed{seed}", str(pretrain_checkpoint(root, arm.name, seed)))
     ]
     command = (
         "selfsup-color",
@@ -206,7 +207,7 @@ def cbsd68_stage(root: Path, name: str, prior: Path | None) -> Stage:
         *checkpoints,
         "--out",
         str(root / name),
-        "--process-size",
+        "--process_size",
         str(CBSD68_PROCESS_SIZE),
         "--grid",
         "6" if prior is None else "0",

@@ -38,6 +38,6 @@ def test_main_reads_a_pretraining_checkpoint(tmp_path) -> None:
     run_lightning_cli(["fit", "--config", str(write_config(tmp_path / "run.yaml", config))])
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     args = ["--data", str(train), "--resize", "40", "--crop", "32", "--batch", "8", "--images", "8"]
-    fresh, trained = main(args), main([*args, "--ckpt", str(ckpt)])
+    fresh, trained = main(args), main([*args, "--ckpt_path", str(ckpt)])
     assert fresh[0.5]["ess_pixels"] == trained[0.5]["ess_pixels"]  # same crops, same weights
     assert fresh[0.5]["conv1"] != trained[0.5]["conv1"]  # another network: width 1/16, trained

@@ -256,3 +256,20 @@ def test_driver_command_lines_are_printable(tmp_path: Path) -> None:
     for stage in stages(tmp_path)[:12]:
         assert shlex.split(shlex.join(stage.command)) == list(stage.command)
     assert RANDOM in ARMS and SUPERVISED.seeds == (0,)
+
+
+@pytest.mark.parametrize("name", ["cbsd68", "cbsd68-imagenet-prior"])
+def test_cbsd68_commands_parse_strictly(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from selfsup_color.cli import main
+
+    stage = {s.name: s for s in stages(tmp_path)}[name]
+    with pytest.raises(SystemExit):
+        main([*stage.command[1:], "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    expected = {f"{arm.name}/seed{seed}" for arm in PRETEXTS for seed in arm.seeds}
+    assert set(config["ckpt_path"]) == expected and config["process_size"] == 64
+    assert config["inputs"] == [str(Path(__file__).resolve().parents[2] / "data" / "cbsd68")]
