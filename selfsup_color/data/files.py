@@ -94,7 +94,7 @@ class SkippedPaths:
         for name, paths in vars(self).items():
             if paths:
                 shown = ", ".join(paths[:examples]) + (", ..." if len(paths) > examples else "")
-                parts.append(f"{len(paths)} {name.replace('_', ' ')} ({shown})")
+                parts.append(f"{name.replace('_', ' ')}: {len(paths)} ({shown})")
         return "; ".join(parts)
 
 

@@ -84,7 +84,7 @@ def test_links_to_the_folder_itself_or_its_parents_end_and_list_each_image_once(
     touch(tmp_path, "b.png")  # beside a/: reached only through a link to a parent
     for name, target in links.items():
         link(root / name, root if target == "ROOT" else target)
-    found = scan(root, f"{len(links)} link loops", *(str(root / name) for name in links))
+    found = scan(root, f"link loops: {len(links)}", *(str(root / name) for name in links))
     assert found == sorted(images)
 
 
@@ -96,7 +96,7 @@ def test_links_to_siblings_and_outside_folders_are_followed_once(tmp_path: Path)
     link(root / "ext", "../outside")  # outside the tree: followed, once
     link(root / "s2" / "ext_again", "../../outside")
     link(root / "s1" / "inner", "../../outside/inner")
-    found = scan(root, "3 repeated folders", str(root / "s1" / "to_s2"), str(root / "s2" / "ext_again"))
+    found = scan(root, "repeated folders: 3", str(root / "s1" / "to_s2"), str(root / "s2" / "ext_again"))
     assert found == [root / "ext" / "z.png", root / "s1" / "inner" / "w.png", x, y]
 
 
@@ -105,9 +105,9 @@ def test_broken_links_are_skipped_and_counted(tmp_path: Path) -> None:
     link(tmp_path / "gone.jpg", "missing.jpg")
     link(tmp_path / "gone", "missing_folder")
     link(tmp_path / "itself.jpg", "itself.jpg")  # a link loop of one link: ELOOP
-    assert scan(tmp_path, "3 broken links", str(tmp_path / "gone.jpg")) == [x]
+    assert scan(tmp_path, "broken links: 3", str(tmp_path / "gone.jpg")) == [x]
     x.unlink()
-    with pytest.warns(FolderScanWarning), pytest.raises(ValueError, match=r"no images found.*3 broken links"):
+    with pytest.warns(FolderScanWarning), pytest.raises(ValueError, match=r"no images found.*broken links: 3"):
         find_images(tmp_path)
 
 
@@ -123,7 +123,7 @@ def test_a_file_reached_through_links_is_listed_once(tmp_path: Path) -> None:
     link(root / "shown.png", "../notes.dat")  # an image name for a file the scan would not list
     link(root / "c.png", ".cache/c.png")
     link(root / ".hidden.png", "real.png")  # hidden names are skipped before anything else
-    found = scan(root, "3 duplicate files", str(root / "l1.png"), str(root / "sub" / "l2.jpg"))
+    found = scan(root, "duplicate files: 3", str(root / "l1.png"), str(root / "sub" / "l2.jpg"))
     assert found == [root / "c.png", root / "o1.png", real, root / "shown.png"]
 
 
@@ -134,9 +134,9 @@ def test_a_file_list_keeps_each_file_once_under_its_first_name(tmp_path: Path) -
     link(tmp_path / "link.png", "a.png")
     listing = tmp_path / "list.txt"
     listing.write_text("a.png\nb.png\na.png\n./a.png\nlink.png\n")
-    assert scan(listing, "3 duplicate files", str(tmp_path / "link.png")) == [a, b]
+    assert scan(listing, "duplicate files: 3", str(tmp_path / "link.png")) == [a, b]
     listing.write_text("link.png\na.png\n")  # the first listed name is kept
-    assert scan(listing, "1 duplicate files") == [tmp_path / "link.png"]
+    assert scan(listing, "duplicate files: 1") == [tmp_path / "link.png"]
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any folder")
@@ -145,7 +145,7 @@ def test_an_unreadable_folder_is_skipped_and_counted(tmp_path: Path) -> None:
     touch(tmp_path, "locked/z.png")
     (tmp_path / "locked").chmod(0)
     try:
-        assert scan(tmp_path, "1 unreadable folders", str(tmp_path / "locked")) == [x]
+        assert scan(tmp_path, "unreadable folders: 1", str(tmp_path / "locked")) == [x]
     finally:
         (tmp_path / "locked").chmod(0o755)
 
@@ -164,7 +164,7 @@ def test_a_folder_that_cannot_be_listed_is_skipped_and_counted(
         return scandir(path)
 
     monkeypatch.setattr(os, "scandir", denied)
-    assert scan(tmp_path, "1 unreadable folders", f"{tmp_path / 'locked'}: Permission denied") == [x]
+    assert scan(tmp_path, "unreadable folders: 1", f"{tmp_path / 'locked'}: Permission denied") == [x]
 
 
 def reachable_images(root: Path) -> set[str]:
@@ -220,10 +220,10 @@ def test_fit_and_prior_take_each_image_of_a_looping_folder_once(tmp_path: Path) 
     link(root / "self", ".")
     link(root / "up", "..")
     link(root / "sub0" / "sibling", "../sub1")
-    with pytest.warns(FolderScanWarning, match="2 link loops.*1 repeated folders"):
+    with pytest.warns(FolderScanWarning, match="link loops: 2.*repeated folders: 1"):
         data = ColorizationDataModule(train=str(root), resize=36, crop=32, batch_size=4, num_workers=0)
     assert data.train_files == sorted(images)
-    with pytest.warns(FolderScanWarning, match="2 link loops"):
+    with pytest.warns(FolderScanWarning, match="link loops: 2"):
         prior(
             str(root), tmp_path / "out", images=100, resize=36, crop=32, batch_size=4, workers=0, device="cpu"
         )
