@@ -1,10 +1,11 @@
 """The folder scan (issue 16: loop-safe, each real file once) against the scan it replaced, in one process.
 
 The baseline is the scan as it was: ``os.walk(folder, followlinks=True)`` keeping image names (which
-never ends on a link loop). Both sides scan the same folders of empty files, no links in them:
+never ends on a link loop). Both sides scan the same folders of empty files, with no loop or duplicate:
 
 - ``flat``: one folder of ``--files`` files (plus 1% non-image names);
-- ``tree``: the same number of files spread over 10 x 10 subfolders.
+- ``tree``: the same number of files spread over 10 x 10 subfolders;
+- ``links``: one folder of links to that many files elsewhere (a link farm).
 
 Rounds interleave the two sides in an order that alternates round by round; we print the median time of
 each and the median of the per-round ratios (new / old: above 1 is slower). ``find_images`` adds the
@@ -34,13 +35,20 @@ def scan_folder_before(folder: Path) -> list[Path]:
     return found
 
 
-def make_folder(root: Path, files: int, width: int) -> Path:
-    """``files`` empty files under ``root`` (1% not images): flat, or in ``width`` x ``width`` folders."""
+def make_folder(root: Path, files: int, width: int, links: bool = False) -> Path:
+    """``files`` empty files under ``root`` (1% not images): flat, or in ``width`` x ``width`` folders;
+    with ``links``, ``root`` holds links to them instead (a link farm), the files in ``root``'s sibling."""
     folders = [root / f"d{i}" / f"e{j}" for i in range(width) for j in range(width)] or [root]
-    for folder in folders:
-        folder.mkdir(parents=True)
+    store = root.with_name(root.name + "-store") if links else root
+    for folder in {store, *folders}:
+        folder.mkdir(parents=True, exist_ok=True)
     for i in range(files):
-        (folders[i % len(folders)] / f"img_{i:06d}.{'txt' if i % 100 == 0 else 'jpg'}").touch()
+        name = f"img_{i:06d}.{'txt' if i % 100 == 0 else 'jpg'}"
+        if links:
+            (store / name).touch()
+            (folders[i % len(folders)] / name).symlink_to(store / name)
+        else:
+            (folders[i % len(folders)] / name).touch()
     return root
 
 
@@ -50,8 +58,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        for layout, folders in (("flat", 0), ("tree", 10)):
-            folder = make_folder(Path(scratch, layout), args.files, folders)
+        for layout, width, links in (("flat", 0, False), ("tree", 10, False), ("links", 0, True)):
+            folder = make_folder(Path(scratch, layout), args.files, width, links)
             assert sorted(scan_folder(folder)) == sorted(scan_folder_before(folder))
             times: dict[str, list[float]] = {"old": [], "new": []}
             for round_ in range(args.rounds):

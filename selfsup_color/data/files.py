@@ -11,6 +11,7 @@ import stat
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 from .builtin import builtin_images
@@ -75,7 +76,7 @@ class FolderScanWarning(UserWarning):
 
 @dataclass
 class SkippedPaths:
-    """What one scan left out, by reason (paths as reached, in scan order)."""
+    """What one scan left out, by reason (paths as reached)."""
 
     link_loops: list[str] = field(default_factory=list)
     """Links to a folder that contains them (``self -> .``, ``up -> ..``, a link to ``/``)."""
@@ -89,11 +90,11 @@ class SkippedPaths:
     """Folders that could not be listed, with the reason (e.g. permission denied)."""
 
     def summary(self, examples: int = 3) -> str:
-        """One line: the count of each reason with up to ``examples`` paths; empty if nothing was skipped."""
+        """One line: each reason's count and first ``examples`` paths (sorted); empty if none."""
         parts = []
         for name, paths in vars(self).items():
             if paths:
-                shown = ", ".join(paths[:examples]) + (", ..." if len(paths) > examples else "")
+                shown = ", ".join(sorted(paths)[:examples]) + (", ..." if len(paths) > examples else "")
                 parts.append(f"{name.replace('_', ' ')}: {len(paths)} ({shown})")
         return "; ".join(parts)
 
@@ -101,74 +102,79 @@ class SkippedPaths:
 def scan_folder(folder: Path) -> list[Path]:
     """Images under ``folder``, recursively, following links; hidden names skipped; never empty.
 
-    Terminates on any link structure and lists each real file once (identity: its resolved path):
+    Terminates on any link structure and lists each real file once:
 
     - the real tree (no link followed) is scanned first, so its files keep their own names;
     - then the links met, in sorted order, round after round for links found inside linked folders;
       a link to a folder is followed unless the folder contains the link (a loop) or was already
       scanned (identity: ``os.stat`` device and inode), so a folder outside the tree is scanned once;
-    - a link to a file already listed, a broken link and an unreadable folder are skipped.
+    - a link to a file is listed unless that file is already listed, as a plain entry of a scanned
+      folder or through an earlier link (identity: device and inode);
+    - broken links and unreadable folders are skipped.
 
     What was skipped is said in one :class:`FolderScanWarning` per scan, with counts and examples.
     """
     skipped = SkippedPaths()
     found: list[Path] = []
     root = os.fspath(folder)
-    scanned: set[tuple[int, int]] = {_identity(os.stat(root))}
-    scanned_real: set[str] = set()  # resolved paths of the folders scanned, to spot linked files
-    file_links: list[tuple[str, str]] = []  # (path as reached, resolved path)
-    pending = [(root, os.path.realpath(root))]  # folders to scan: (path as reached, resolved path)
+    key = _identity(os.stat(root))
+    taken, listed = {key}, set()  # identities of the folders to scan, and of those listed
+    pending = [(root, os.path.realpath(root), key)]  # (path as reached, resolved path, identity)
+    file_links: list[Path] = []  # links to files, each file once
+    linked: set[tuple[int, int]] = set()  # identities of their files
     while pending:
-        links: list[tuple[str, str]] = []  # (link, resolved path of its folder), followed next round
+        links: list[tuple[str, str, str, Path]] = []  # (link, name, folder resolved, folder): next round
         while pending:
-            path, real = pending.pop()
+            path, real, key = pending.pop()
             try:
                 with os.scandir(path) as entries:
-                    scanned_real.add(real)
+                    listed.add(key)
                     base = Path(path)  # base / name: 1.6x faster than Path(entry.path) (Python 3.11)
                     for entry in entries:
                         name = entry.name
                         if name.startswith("."):
                             continue
                         if entry.is_symlink():
-                            links.append((entry.path, real))
+                            links.append((entry.path, name, real, base))
                         elif is_image_name(name) and entry.is_file(follow_symlinks=False):
                             found.append(base / name)
                         elif entry.is_dir(follow_symlinks=False):
                             key = _identity(entry.stat(follow_symlinks=False))
-                            if key in scanned:  # a bind mount of a folder already scanned
+                            if key in taken:  # a bind mount of a folder already scanned
                                 skipped.repeated_folders.append(entry.path)
                             else:
-                                scanned.add(key)
-                                pending.append((entry.path, os.path.join(real, name)))
+                                taken.add(key)
+                                pending.append((entry.path, os.path.join(real, name), key))
             except OSError as error:
                 skipped.unreadable_folders.append(f"{path}: {error.strerror or error}")
-        for link, where in sorted(links):
+        for link, name, where, base in sorted(links, key=itemgetter(0)):
             try:
                 status = os.stat(link)
             except OSError:
                 skipped.broken_links.append(link)
                 continue
-            target = os.path.realpath(link)
+            key = _identity(status)
             if stat.S_ISDIR(status.st_mode):
+                target = os.path.realpath(link)
                 if where == target or where.startswith(os.path.join(target, "")):
                     skipped.link_loops.append(link)
-                elif _identity(status) in scanned:
+                elif key in taken:
                     skipped.repeated_folders.append(link)
                 else:
-                    scanned.add(_identity(status))
-                    pending.append((link, target))
-            elif stat.S_ISREG(status.st_mode) and is_image_name(link):
-                file_links.append((link, target))
-    linked: set[str] = set()
-    for link, target in file_links:  # sorted within each round, rounds in order
-        directory, name = os.path.split(target)
-        listed = directory in scanned_real and not name.startswith(".") and is_image_name(name)
-        if listed or target in linked:
-            skipped.duplicate_files.append(link)
-        else:
-            linked.add(target)
-            found.append(Path(link))
+                    taken.add(key)
+                    pending.append((link, target, key))
+            elif stat.S_ISREG(status.st_mode) and is_image_name(name):
+                if key in linked:
+                    skipped.duplicate_files.append(link)
+                else:
+                    linked.add(key)
+                    file_links.append(base / name)
+    if found:  # else a folder of links only (a link farm): no target can be listed already
+        folder_keys: dict[str, tuple[int, int]] = {}
+        listed_already = {link for link in file_links if _lists_target(link, listed, folder_keys)}
+        skipped.duplicate_files += [os.fspath(link) for link in file_links if link in listed_already]
+        file_links = [link for link in file_links if link not in listed_already]
+    found += file_links
     if summary := skipped.summary():
         warnings.warn(f"scanning {folder} skipped {summary}", FolderScanWarning, stacklevel=4)
     if not found:
@@ -177,6 +183,24 @@ def scan_folder(folder: Path) -> list[Path]:
             "(any case) in it and its subfolders" + (f" (skipped {summary})" if summary else "")
         )
     return found
+
+
+def _lists_target(link: Path, listed: set[tuple[int, int]], folder_keys: dict[str, tuple[int, int]]) -> bool:
+    """Whether the file ``link`` points to is a plain entry that the scan of its folder listed.
+
+    Its folder is ``os.stat``-ed once (``folder_keys`` caches by path): a link farm of N files costs
+    N ``readlink`` and ``lstat`` calls, not a full path resolution each.
+    """
+    try:
+        target = os.path.join(link.parent, os.readlink(link))
+        if os.path.islink(target):  # a chain of links: resolve it all
+            target = os.path.realpath(target)
+        folder, name = os.path.split(target)
+        if folder not in folder_keys:
+            folder_keys[folder] = _identity(os.stat(folder))
+    except OSError:  # changed since its stat: not listed here
+        return False
+    return not name.startswith(".") and is_image_name(name) and folder_keys[folder] in listed
 
 
 def read_file_list(list_file: Path) -> list[Path]:
