@@ -98,6 +98,9 @@ def test_links_to_siblings_and_outside_folders_are_followed_once(tmp_path: Path)
     link(root / "s1" / "inner", "../../outside/inner")
     found = scan(root, "repeated folders: 3", str(root / "s1" / "to_s2"), str(root / "s2" / "ext_again"))
     assert found == [root / "ext" / "z.png", root / "s1" / "inner" / "w.png", x, y]
+    via = link(tmp_path / "via", root)  # a link given as the folder: its files under the link's name
+    assert scan(via, "repeated folders: 3") == [via / p.relative_to(root) for p in found]
+    assert scan(outside) == [outside / "inner" / "w.png", outside / "z.png"]  # no link: no warning
 
 
 def test_broken_links_are_skipped_and_counted(tmp_path: Path) -> None:
