@@ -16,13 +16,14 @@ Run: ``python -m experiments.benchmarks.folder_scan [--files 50000 --rounds 9]``
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+from selfsup_color.command import command_parser, parse
 from selfsup_color.data.files import is_image_name, scan_folder
 
 
@@ -53,10 +54,10 @@ def make_folder(root: Path, files: int, width: int, links: bool = False) -> Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser("python -m experiments.benchmarks.folder_scan", __doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=9)
-    args = parser.parse_args()
+    args = parse(parser, sys.argv[1:])
     with tempfile.TemporaryDirectory() as scratch:
         for layout, width, links in (("flat", 0, False), ("tree", 10, False), ("links", 0, True)):
             folder = make_folder(Path(scratch, layout), args.files, width, links)
