@@ -108,8 +108,9 @@ class ColorizationDataModule(LightningDataModule):
         return list(self._val_files)
 
     def train_dataloader(self) -> DataLoader:
-        files = self._train_files * self.train_repeats
-        images = ImageFiles(files, self.resize, self.crop, train=True, seed=self.seed)
+        images = ImageFiles(
+            self._train_files, self.resize, self.crop, train=True, seed=self.seed, repeats=self.train_repeats
+        )
         return self._loader(images, self.batch_size, EpochSampler(images, self.seed), self.persistent_workers)
 
     def val_dataloader(self) -> DataLoader | list:

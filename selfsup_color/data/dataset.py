@@ -1,8 +1,13 @@
 """The dataset of image crops and its collate function.
 
 Workers only decode and crop: an item is a crop x crop x 3 uint8 tensor, and all colour maths runs
-on the device afterwards. A file that cannot be read gives None (with one warning per file and
-process), and :func:`collate_images` drops it and counts it in the batch's ``skipped``.
+on the device afterwards. A file that cannot be read (broken, or over the pixel budget of
+:func:`~.decode.read_crop`) gives None, and :func:`collate_images` drops it and counts it in the
+batch's ``skipped``.
+
+Unreadable files are reported once per file and run, whatever the number of workers: the set of
+files found unreadable lives in shared memory (one byte per file), so the process that finds one
+warns and marks it, and no process, now or in a later epoch, reads or reports it again.
 
 Randomness. The crop and flip of item ``index`` in epoch ``epoch`` come from
 ``random.Random(f"{seed}:{epoch}:{index}")``, a Mersenne Twister seeded with the string's SHA-512,
@@ -40,6 +45,8 @@ class ImageFiles(Dataset[Tensor | None]):
 
     Each image is resized (shorter side to ``resize``) and cropped as described in
     :mod:`selfsup_color.data.crops`; only the crop is resampled (see :func:`~.decode.read_crop`).
+    With ``repeats`` > 1 the files are listed that many times (item ``i`` is file ``i % len(files)``,
+    with its own crop), each stored once and reported once if unreadable: by its first copy's reader.
     """
 
     def __init__(
@@ -49,17 +56,20 @@ class ImageFiles(Dataset[Tensor | None]):
         crop: int = 176,
         train: bool = True,
         seed: int = 0,
+        repeats: int = 1,
     ) -> None:
         check_sizes(resize, crop)
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if not isinstance(repeats, int) or repeats < 1:
+            raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
         self.files = PackedPaths(files)
-        self.resize, self.crop, self.train, self.seed = resize, crop, train, seed
+        self.resize, self.crop, self.train, self.seed, self.repeats = resize, crop, train, seed, repeats
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
-        self._broken: set[int] = set()
+        self._broken = torch.zeros(len(self.files), dtype=torch.bool).share_memory_()
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.files) * self.repeats
 
     @property
     def epoch(self) -> int:
@@ -76,18 +86,21 @@ class ImageFiles(Dataset[Tensor | None]):
         return random.Random(f"{self.seed}:{self.epoch}:{index}")
 
     def __getitem__(self, index: int) -> Tensor | None:
-        if index in self._broken:
+        index = range(len(self))[index]  # IndexError and negative indices as for a list
+        file = index % len(self.files)
+        if self._broken[file]:
             return None
-        path = self.files[index]
+        path = self.files[file]
         try:
             return read_crop(path, self.resize, self.crop, self.rng(index) if self.train else None)
         except Exception as error:  # any decoder failure: one bad file must not end a long run
-            self._broken.add(index)
-            warnings.warn(
-                f"skipping unreadable image {path}: {type(error).__name__}: {error}",
-                UnreadableImageWarning,
-                stacklevel=2,
-            )
+            if index == file:  # the first copy's reader (one per epoch) marks and reports it: no race
+                self._broken[file] = True
+                warnings.warn(
+                    f"skipping unreadable image {path}: {type(error).__name__}: {error}",
+                    UnreadableImageWarning,
+                    stacklevel=2,
+                )
             return None
 
 

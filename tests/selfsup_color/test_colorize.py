@@ -79,7 +79,7 @@ def test_colorize_lightness_follows_the_net(
 def test_process_shape_rounds_to_multiples_of_8() -> None:
     assert process_shape(37, 50, 16) == (16, 24)
     assert process_shape(480, 640, 256) == (256, 344)  # 341.3 -> 344
-    assert process_shape(1000, 3, 100) == (33336, 104)  # shorter side is the width
+    assert process_shape(1000, 3, 100, max_side=40_000) == (33336, 104)  # shorter side is the width
     assert process_shape(10, 10, 1) == (8, 8)  # at least one multiple
 
 
