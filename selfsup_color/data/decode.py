@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import random
 import warnings
-from collections.abc import Callable
 from os import PathLike
 
 import numpy as np
@@ -171,11 +170,14 @@ def pillow_crop(
     max_pixels: int | None = MAX_PIXELS,
 ) -> Tensor:
     """:func:`read_crop` through Pillow: reduced (``draft``) JPEG decoding, box resample."""
-    with open_image(path, None) as image:  # the budget counts the pixels decoded, after draft
+    with open_image(path, None) as image:
+        # draft as crop_image will (EXIF orientation does not change the scale), so that the budget
+        # counts the pixels decoded; checked before orientation(), which decodes a PNG to find its EXIF
+        image.draft("RGB", resized_size(*image.size, resize))
+        check_pixels(path, *image.size, max_pixels)
         turn = orientation(image)
         width, height = image.size[::-1] if turn >= 5 else image.size
-        crop = draw_crop(width, height, resize, size, rng)
-        return as_tensor(crop_image(image, crop, turn, lambda w, h: check_pixels(path, w, h, max_pixels)))
+        return as_tensor(crop_image(image, draw_crop(width, height, resize, size, rng), turn))
 
 
 def draw_crop(width: int, height: int, resize: int, size: int, rng: random.Random | None) -> Crop:
@@ -200,18 +202,13 @@ def as_tensor(image: Image.Image) -> Tensor:
     return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(height, width, 3)
 
 
-def crop_image(
-    image: Image.Image, crop: Crop, turn: int, check: Callable[[int, int], None] | None = None
-) -> Image.Image:
+def crop_image(image: Image.Image, crop: Crop, turn: int) -> Image.Image:
     """Resample ``crop`` of the unloaded ``image`` (EXIF orientation ``turn``) as RGB.
 
-    A JPEG is decoded at the smallest scale (1/2, 1/4, 1/8) that ``draft`` allows for ``crop.resized``;
-    ``check(width, height)`` is called with the size that will be decoded, before decoding.
+    A JPEG is decoded at the smallest scale (1/2, 1/4, 1/8) that ``draft`` allows for ``crop.resized``.
     """
     swap = turn >= 5
     image.draft("RGB", crop.resized[::-1] if swap else crop.resized)
-    if check is not None:
-        check(*image.size)
     box = crop.box(*(image.size[::-1] if swap else image.size))
     upright = rgb_or_gray(ImageOps.exif_transpose(image) if turn != 1 else image)
     out = upright.resize(
