@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import random
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from selfsup_color.data import EpochSampler, ImageFiles, UnreadableImageWarning, collate_images, read_crop
+from selfsup_color.data import (
+    ColorizationDataModule,
+    EpochSampler,
+    ImageFiles,
+    UnreadableImageWarning,
+    collate_images,
+    read_crop,
+)
 
 from .images import decoded_files, folder_of_pictures, picture, png_declaring, save
 
@@ -102,13 +111,12 @@ def test_a_bomb_is_skipped_without_being_decoded(
     assert set(decoded) == {str(files[0])}
 
 
-def unreadable_warnings_with_workers(
-    images: ImageFiles, log: Path, epochs: int, **loader: object
-) -> list[tuple[int, str]]:
-    """(process id, file) of each unreadable-image warning that ``epochs`` passes of a 2-worker
-    DataLoader over ``images`` give (``warnings.warn`` is replaced before the workers fork, so that
-    theirs append to ``log``)."""
-    real_warn = warnings.warn
+@contextlib.contextmanager
+def worker_warnings(log: Path) -> Iterator[list[tuple[int, str]]]:
+    """(process id, file) of each unreadable-image warning given in the block, by this process or by
+    DataLoader workers it forks (``warnings.warn`` is replaced before they fork: they append to ``log``).
+    The list is filled when the block ends."""
+    real_warn, caught = warnings.warn, []
 
     def to_log(message: object, category: object = None, stacklevel: int = 1, **_: object) -> None:
         if category is UnreadableImageWarning:
@@ -120,13 +128,22 @@ def unreadable_warnings_with_workers(
 
     warnings.warn = to_log  # type: ignore[assignment]
     try:
-        loader_ = DataLoader(images, batch_size=2, num_workers=2, collate_fn=collate_images, **loader)
-        skipped = [int(sum(batch["skipped"] for batch in loader_)) for _ in range(epochs)]
+        yield caught
     finally:
         warnings.warn = real_warn
+        lines = log.read_text().splitlines() if log.exists() else []
+        caught += [(int(pid), path) for pid, path in (line.split("\t") for line in lines)]
+
+
+def unreadable_warnings_with_workers(
+    images: ImageFiles, log: Path, epochs: int, **loader: object
+) -> list[tuple[int, str]]:
+    """The :func:`worker_warnings` of ``epochs`` passes of a 2-worker DataLoader over ``images``."""
+    with worker_warnings(log) as caught:
+        loader_ = DataLoader(images, batch_size=2, num_workers=2, collate_fn=collate_images, **loader)
+        skipped = [int(sum(batch["skipped"] for batch in loader_)) for _ in range(epochs)]
     assert skipped == [skipped[0]] * epochs and skipped[0] > 0  # every pass still skips them
-    lines = log.read_text().splitlines() if log.exists() else []
-    return [(int(pid), path) for pid, path in (line.split("\t") for line in lines)]
+    return caught
 
 
 @pytest.mark.parametrize("persistent", [False, True])
@@ -155,6 +172,26 @@ def test_repeated_files_warn_once(files: list[Path], tmp_path: Path) -> None:
         images[12]
     caught = unreadable_warnings_with_workers(images, tmp_path / "warnings.log", epochs=2)
     assert [path for _, path in caught] == [str(truncated)]
+
+
+def test_the_prior_pass_and_training_report_a_file_once(tmp_path: Path) -> None:
+    """A fit reads the training files twice (the prior pass, then training): still one warning per file."""
+    folder_of_pictures(tmp_path / "photos", 8, size=(48, 40))
+    truncated, text = broken_files(tmp_path / "photos" / "broken")
+    data = ColorizationDataModule(
+        train=str(tmp_path / "photos"),
+        resize=40,
+        crop=32,
+        batch_size=2,
+        num_workers=2,
+        persistent_workers=False,
+    )
+    with worker_warnings(tmp_path / "warnings.log") as caught:
+        prior_skipped = sum(int(batch["skipped"]) for batch in data.prior_dataloader(100))  # all 10
+        loader = data.train_dataloader()
+        train_skipped = [sum(int(batch["skipped"]) for batch in loader) for _ in range(2)]
+    assert prior_skipped == 2 and train_skipped == [2, 2]
+    assert sorted(path for _, path in caught) == sorted(map(str, (truncated, text)))
 
 
 def test_hymenoptera_placeholder_gif_goes_through(hymenoptera: Path) -> None:
