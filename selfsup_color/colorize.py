@@ -3,6 +3,11 @@
 The network sees only the lightness; its ab prediction (at 1/4 resolution) is decoded by the
 annealed mean and upsampled, then recombined with the *original full-resolution* L, as in
 Zhang et al. Networks take L in [0, 100] and normalise it themselves.
+
+Memory is bounded per image whatever its size or shape: the network input's long side is at most
+``max_side`` (:data:`MAX_SIDE`), and a file declaring more than ``max_pixels`` pixels
+(:data:`~selfsup_color.data.decode.MAX_PIXELS`) is skipped with a warning before it is decoded, which
+also bounds the full-resolution recombination (about 100 bytes per pixel, see docs/pretraining.md).
 """
 
 from __future__ import annotations
@@ -20,37 +25,50 @@ from torch import Tensor
 from .core.checks import check_float_batch, check_image_batch
 from .core.color import lab_to_rgb, rgb_to_lightness
 from .core.decode import DEFAULT_TEMPERATURE
-from .data.decode import load_rgb
+from .data.decode import MAX_PIXELS, ImageTooLargeError, load_rgb
 from .pretexts import PRETEXTS, pretext_for_outputs
-from .progress import progress_bar
-from .viz import save_png, to_uint8
 
 MULTIPLE = 8
 """Network inputs are made a multiple of this many pixels on each side (the reference net's stride)."""
+MAX_SIDE = 2048
+"""The default cap on the long side of the network input: 8 times the default ``process_size``, so only
+panoramas beyond 8:1 are narrowed; at full resolution, larger images are scaled down to it."""
 
 Net = Callable[[Tensor], Tensor]
 
 
-def process_shape(height: int, width: int, process_size: int) -> tuple[int, int]:
-    """The network input size for ``process_size``: shorter side ~ process_size, both multiples of 8.
+def process_shape(
+    height: int, width: int, process_size: int | None, max_side: int = MAX_SIDE
+) -> tuple[int, int] | None:
+    """The network input size: shorter side ~ ``process_size``, long side at most ``max_side``, both
+    multiples of 8; None when the net sees the image itself (padded to multiples of 8).
 
-    The image is scaled so its shorter side is ``process_size``, then each side is rounded to the
-    nearest multiple of :data:`MULTIPLE` (halves up, at least one multiple), so the aspect ratio is kept
-    within rounding and the shorter side may end up a few pixels off ``process_size``.
+    The image is scaled so its shorter side is ``process_size`` (None: kept), or less where the long
+    side would exceed ``max_side``; each side is then rounded to the nearest multiple of
+    :data:`MULTIPLE` (halves up, at least one multiple) and capped at ``max_side`` rounded down to a
+    multiple. So the aspect ratio is kept within rounding, and the shorter side may end up a few pixels
+    off ``process_size``. None is returned when ``process_size`` is None and the long side is within
+    ``max_side``.
     """
-    scale = process_size / min(height, width)
+    long, short = max(height, width), min(height, width)
+    if process_size is None and long <= max_side:
+        return None
+    scale = min(1.0 if process_size is None else process_size / short, max_side / long)
+    cap = max_side // MULTIPLE * MULTIPLE
 
     def fit(side: int) -> int:
-        return max(MULTIPLE, int(side * scale / MULTIPLE + 0.5) * MULTIPLE)
+        return min(cap, max(MULTIPLE, int(side * scale / MULTIPLE + 0.5) * MULTIPLE))
 
     return fit(height), fit(width)
 
 
-def _check_process_size(process_size: int | None) -> None:
+def _check_sizes(process_size: int | None, max_side: int) -> None:
     if process_size is not None and (
         isinstance(process_size, bool) or not isinstance(process_size, int) or process_size < 1
     ):
         raise ValueError(f"process_size must be a positive integer or None, got {process_size!r}")
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < MULTIPLE:
+        raise ValueError(f"max_side must be an integer >= {MULTIPLE}, got {max_side!r}")
 
 
 def _predict_ab(net: Net, x: Tensor, temperature: float) -> Tensor:
@@ -74,24 +92,26 @@ def colorize_lightness(
     lightness: Tensor,
     temperature: float = DEFAULT_TEMPERATURE,
     process_size: int | None = None,
+    max_side: int = MAX_SIDE,
 ) -> Tensor:
     """Predicted ab (``N x 2 x H x W``) for ``N x 1 x H x W`` lightness (L in [0, 100]).
 
-    With ``process_size`` the net sees L resized (bilinear, antialiased) to :func:`process_shape`;
-    without, L is padded by reflection (replication for sides under 8 px) up to multiples of 8 and
-    the prediction cropped back. Logits are decoded by the annealed mean at ``temperature`` (a net
-    with 2 output channels predicts ab directly) and upsampled bilinearly to H x W. Runs under
-    ``torch.no_grad``; it does not call ``net.eval()``: putting the net in eval mode (and on the
-    device of ``lightness``) is the caller's job.
+    The net sees L resized (bilinear, antialiased) to :func:`process_shape` (shorter side
+    ``process_size``, long side at most ``max_side``); with ``process_size`` None and the long side
+    within ``max_side``, L itself, padded by reflection (replication for sides under 8 px) up to
+    multiples of 8, and the prediction is cropped back. Logits are decoded by the annealed mean at
+    ``temperature`` (a net with 2 output channels predicts ab directly) and upsampled bilinearly to
+    H x W. Runs under ``torch.no_grad``; it does not call ``net.eval()``: putting the net in eval mode
+    (and on the device of ``lightness``) is the caller's job.
     """
     check_float_batch(lightness, "lightness", 1, finite=True)
-    _check_process_size(process_size)
+    _check_sizes(process_size, max_side)
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     height, width = lightness.shape[-2:]
+    size = process_shape(height, width, process_size, max_side)
     with torch.no_grad():
-        if process_size is not None:
-            size = process_shape(height, width, process_size)
+        if size is not None:
             x = F.interpolate(lightness, size=size, mode="bilinear", align_corners=False, antialias=True)
         else:
             pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
@@ -99,7 +119,7 @@ def colorize_lightness(
             x = F.pad(lightness, (0, pad_w, 0, pad_h), mode=mode)
         ab = _predict_ab(net, x, temperature)
         # resized input: ab covers the whole image; padded input: upsample to the padded size, crop
-        out_size = (height, width) if process_size is not None else tuple(x.shape[-2:])
+        out_size = (height, width) if size is not None else tuple(x.shape[-2:])
         ab = F.interpolate(ab, size=out_size, mode="bilinear", align_corners=False)
         return ab[..., :height, :width]
 
@@ -109,6 +129,7 @@ def colorize_rgb(
     rgb: Tensor,
     temperature: float = DEFAULT_TEMPERATURE,
     process_size: int | None = None,
+    max_side: int = MAX_SIDE,
 ) -> Tensor:
     """Colorized ``N x 3 x H x W`` sRGB in [0, 1] from uint8 or float (in [0, 1]) ``rgb``.
 
@@ -118,17 +139,19 @@ def colorize_rgb(
     check_image_batch(rgb, "rgb", 3)
     with torch.no_grad():
         lightness = rgb_to_lightness(rgb)  # uint8: the pretraining input, bit for bit
-        ab = colorize_lightness(net, lightness, temperature, process_size)
+        ab = colorize_lightness(net, lightness, temperature, process_size, max_side)
         return lab_to_rgb(torch.cat((lightness, ab.to(lightness.dtype)), dim=1)).clamp(0.0, 1.0)
 
 
-def read_rgb_or_skip(path: Path) -> np.ndarray | None:
+def read_rgb_or_skip(path: Path, max_pixels: int | None = MAX_PIXELS) -> np.ndarray | None:
     """The image at ``path`` as H x W x 3 uint8, read as training reads it (:func:`.data.decode.load_rgb`:
-    upright, alpha composited on white, 16-bit scaled), or None with a warning."""
+    upright, alpha composited on white, 16-bit scaled), or None with one warning naming it: for a
+    broken file, or one declaring more than ``max_pixels`` pixels (refused before decoding)."""
     try:
-        return np.array(load_rgb(path))  # writable: torch.from_numpy warns on a read-only array
+        return np.array(load_rgb(path, max_pixels=max_pixels))  # writable: torch.from_numpy warns otherwise
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        warnings.warn(f"skipping {path}: cannot read it as an image ({e})", stacklevel=3)
+        reason = str(e) if isinstance(e, ImageTooLargeError) else f"cannot read it as an image ({e})"
+        warnings.warn(f"skipping {path}: {reason}", stacklevel=3)
         return None
 
 
@@ -155,26 +178,28 @@ def colorize_files(
     process_size: int | None = 256,
     suffix: str = "_color",
     device: torch.device | str = "cpu",
+    max_side: int = MAX_SIDE,
+    max_pixels: int | None = MAX_PIXELS,
 ) -> list[Path]:
     """Colorize image files one at a time at full resolution; write ``<stem><suffix>.png`` into out_dir.
 
     Files are read with Pillow (EXIF orientation applied, converted to RGB: colour inputs are
-    re-colorized from their lightness). A file that cannot be read is skipped with a warning naming
-    it. Tensors go to ``device``; ``net`` must already be there, in eval mode. Returns the written
-    paths, in input order.
+    re-colorized from their lightness). A file that cannot be read, or that declares more than
+    ``max_pixels`` pixels, is skipped with a warning naming it (see :func:`read_rgb_or_skip`); the
+    net sees at most ``max_side`` pixels on a side (:func:`process_shape`). Tensors go to ``device``;
+    ``net`` must already be there, in eval mode. Returns the written paths, in input order.
     """
-    _check_process_size(process_size)
+    from .progress import progress_bar  # Lightning and matplotlib: imported when needed, not for --help
+    from .viz import save_png, to_uint8
+
+    _check_sizes(process_size, max_side)
     outputs = _output_paths(paths, out_dir, suffix)
     written = []
     for path, out in progress_bar(zip(paths, outputs, strict=True), len(paths), "colorize", "photo"):
-        pixels = read_rgb_or_skip(Path(path))
+        pixels = read_rgb_or_skip(Path(path), max_pixels)
         if pixels is None:
             continue
         rgb = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).to(device)
-        colour = colorize_rgb(net, rgb, temperature, process_size)
+        colour = colorize_rgb(net, rgb, temperature, process_size, max_side)
         written.append(save_png(to_uint8(colour[0]), out))
     return written
-
-
-"""The former name of :func:`~selfsup_color.data.files.find_images`, the one file finder (folders
-without hidden files, ``.txt`` lists, ``builtin``); kept until the command line calls it directly."""

@@ -10,6 +10,8 @@ scored against the photo's own ab:
 * colourfulness and PSNR per image, averaged over images.
 
 The gray baseline (ab = 0) and the truth's colourfulness are always reported beside the methods.
+Unreadable files, and files declaring more than ``max_pixels`` pixels (:data:`MAX_PIXELS`, refused
+before decoding), are skipped with a warning and listed in the scores.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .colorize import colorize_lightness, read_rgb_or_skip
+from .colorize import MAX_SIDE, colorize_lightness, read_rgb_or_skip
 from .core.bins import Q
 from .core.color import lab_to_rgb, rgb_to_ab, rgb_to_lightness
 from .core.encode import nearest_bin
@@ -36,13 +38,15 @@ from .core.metrics import (
     psnr,
 )
 from .core.prior import smooth_prior
-from .progress import progress_bar
 
 GRAY = "gray"
 """Name of the baseline that predicts ab = 0 everywhere."""
 
 Predictor = Callable[[Tensor], Tensor]
 """Maps N x 1 x H x W lightness (L in [0, 100]) to N x 2 x H x W ab."""
+MAX_PIXELS = 16_000_000
+"""The default pixel budget of one photo: scoring keeps about 300 bytes per pixel for the gray baseline
+and one method (measured), so 16 megapixels need about 5 GB."""
 
 
 class ErrorTable:
@@ -119,6 +123,8 @@ class Evaluation:
     """The rebalancing prior used (Q,)."""
     thumbnails: dict[str, list[Tensor]]
     """Per column ("input", each method, "truth"): 3 x s x s images in [0, 1] of the grid photos."""
+    unreadable: list[Path] = field(default_factory=list)
+    """The files skipped: broken, or over the pixel budget."""
 
 
 def evaluate_photos(
@@ -129,14 +135,17 @@ def evaluate_photos(
     grid_paths: Sequence[Path] = (),
     thumbnail_size: int = 160,
     device: torch.device | str = "cpu",
+    max_pixels: int | None = MAX_PIXELS,
 ) -> Evaluation:
     """Score each predictor (and the gray baseline) on the photos at ``paths``.
 
     ``prior`` (Q,) rebalances the AuC; None uses the photos' own nearest-bin histogram smoothed by
-    ``prior_sigma``. Unreadable files are skipped with a warning (as everywhere in the toolkit); no
-    readable file raises ``ValueError``. ``grid_paths`` (a subset of ``paths``) are kept as
-    thumbnails for a qualitative grid.
+    ``prior_sigma``. Unreadable files, and files declaring more than ``max_pixels`` pixels (refused
+    before decoding), are skipped with a warning and listed in ``unreadable``; no readable file raises
+    ``ValueError``. ``grid_paths`` (a subset of ``paths``) are kept as thumbnails for a qualitative grid.
     """
+    from .progress import progress_bar  # Lightning: imported when needed, not for --help
+
     if GRAY in predictors:
         raise ValueError(f"{GRAY!r} is the built-in baseline; give your methods other names")
     methods = {GRAY: None, **predictors}
@@ -145,9 +154,11 @@ def evaluate_photos(
     thumbs: dict[str, list[Tensor]] = {name: [] for name in ("input", *methods, "truth")}
     truth_colourfulness: list[float] = []
     pixels = 0
+    unreadable = []
     for path in progress_bar(paths, desc="evaluate", unit="photo"):
-        pixels_np = read_rgb_or_skip(Path(path))
+        pixels_np = read_rgb_or_skip(Path(path), max_pixels)
         if pixels_np is None:
+            unreadable.append(Path(path))
             continue
         codes = torch.from_numpy(pixels_np).permute(2, 0, 1)[None].to(device)
         rgb = codes.float() / 255.0
@@ -176,14 +187,15 @@ def evaluate_photos(
         pixels=pixels,
         prior=prior.cpu(),
         thumbnails={name: t for name, t in thumbs.items() if name != GRAY},
+        unreadable=unreadable,
     )
 
 
 def network_predictor(
-    net: Callable[[Tensor], Tensor], temperature: float, process_size: int | None
+    net: Callable[[Tensor], Tensor], temperature: float, process_size: int | None, max_side: int = MAX_SIDE
 ) -> Predictor:
     """A :data:`Predictor` from a colorization net (see ``colorize.colorize_lightness``)."""
-    return lambda lightness: colorize_lightness(net, lightness, temperature, process_size)
+    return lambda lightness: colorize_lightness(net, lightness, temperature, process_size, max_side)
 
 
 def spread(paths: Sequence[Path], count: int) -> list[Path]:
@@ -221,6 +233,8 @@ def write_evaluation(evaluation: Evaluation, out: Path, about: dict[str, object]
         **about,
         "images": evaluation.images,
         "pixels": evaluation.pixels,
+        "n_unreadable": len(evaluation.unreadable),
+        "unreadable": [str(p) for p in evaluation.unreadable],
         "scores": evaluation.scores,
         "truth_colourfulness": evaluation.truth_colourfulness,
         "prior": evaluation.prior.tolist(),
@@ -230,6 +244,9 @@ def write_evaluation(evaluation: Evaluation, out: Path, about: dict[str, object]
     summary = f"{evaluation.images} photos, {evaluation.pixels} pixels; " + ", ".join(
         f"{k}: {v}" for k, v in about.items() if k != "methods"
     )
+    if evaluation.unreadable:
+        names = ", ".join(str(p) for p in evaluation.unreadable)
+        summary += f"\n\n{len(evaluation.unreadable)} file(s) skipped (unreadable or too large): {names}"
     written[1].write_text(scores_markdown(evaluation, summary))
     if evaluation.thumbnails["input"]:
         written.append(save_figure(labelled_grid(evaluation.thumbnails), out / "grid.png"))

@@ -1,4 +1,5 @@
-"""Atomic file writes: a file appears under its name complete, or not at all.
+"""Atomic file writes: a file appears under its name complete, or not at all; and
+:func:`ensure_writable_dir`, the check commands make on their output folder before any work.
 
 The content goes to a temporary file with a unique (random) name beside the target, in the same
 folder so that the rename stays on one file system, which ``os.replace`` then moves over the target
@@ -38,3 +39,22 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically (:func:`write_atomic`), ending it with a newline."""
     ending = "" if text.endswith("\n") else "\n"
     return write_atomic(path, lambda tmp: tmp.write_text(text + ending, encoding="utf-8"))
+
+
+def ensure_writable_dir(path: str | os.PathLike[str]) -> Path:
+    """Create the folder ``path`` (with its parents) and check that a file can be written in it.
+
+    For commands to call before their work, so that an unusable output folder fails at once. Raises
+    the ``OSError`` met (``PermissionError``, ``NotADirectoryError``...) with a one-line message
+    naming the folder when it cannot be created or written to. Returns the folder.
+    """
+    folder = Path(path)
+    probe = folder / f".write-test.{uuid.uuid4().hex}.partial"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise type(e)(f"cannot write to the output folder {folder} ({reason}); choose another one") from e
+    return folder

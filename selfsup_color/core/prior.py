@@ -77,11 +77,14 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "n_gray_skipped": (int,),
     "stride": (int,),
     "source": (str,),
+    "n_unreadable": (int,),
     "created": (str,),
     "version": (int,),
 }
 _FIELDS = ("prior", "counts", *_FIELD_TYPES)
-_OPTIONAL = {"counts", "sigma", "n_images", "n_pixels", "n_gray_skipped", "stride", "created"}
+_OPTIONAL = {"counts", "sigma", "n_images", "n_pixels", "n_gray_skipped", "stride", "n_unreadable", "created"}
+_ADDED = {"n_unreadable"}
+"""Keys added to format version 1 later: files written before them lack them and load them as None."""
 
 
 def _check_json_value(key: str, value: Any) -> None:
@@ -106,7 +109,8 @@ class Prior:
     """A prior over the Q bins and how it was made; ``None`` marks metadata a table does not give.
 
     ``n_images`` and ``n_pixels`` are the counted images and pixels (after subsampling by
-    ``stride``); grayscale images left out are in ``n_gray_skipped``.
+    ``stride``); grayscale images left out are in ``n_gray_skipped``, and files that could not be
+    read in ``n_unreadable`` (None in files written before it was recorded).
     """
 
     prior: Tensor
@@ -117,6 +121,7 @@ class Prior:
     n_gray_skipped: int | None
     stride: int | None
     source: str
+    n_unreadable: int | None = None
     created: str | None = dataclasses.field(default_factory=_now)
     version: int = FORMAT_VERSION
 
@@ -164,14 +169,14 @@ def load_prior(path: str | os.PathLike[str]) -> Prior:
         if not isinstance(data, dict):
             raise ValueError("the file must hold a JSON object")
         unknown = sorted(set(data) - set(_FIELDS))
-        missing = [f for f in _FIELDS if f not in data]
+        missing = [f for f in _FIELDS if f not in data and f not in _ADDED]
         if unknown:
             raise ValueError(f"unknown key {unknown[0]!r} (allowed: {', '.join(_FIELDS)})")
         if missing:
             raise ValueError(f"missing key {missing[0]!r}")
         for key in ("prior", "counts"):
             _check_json_value(key, data[key])
-        kw = dict(data)
+        kw = {key: data.get(key) for key in _FIELDS}
         kw["prior"] = torch.tensor(data["prior"], dtype=torch.float64)
         if data["counts"] is not None:
             kw["counts"] = torch.tensor(data["counts"], dtype=torch.int64)

@@ -15,7 +15,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Sampler
 
 from .crops import check_sizes
-from .dataset import ImageFiles, collate_images
+from .dataset import ImageFiles, collate_images, unreadable_flags
 from .files import find_images
 from .sampling import PRIOR, SPLIT, SUBSET, EpochSampler, ResumableLoader, permutation, seed_worker
 from .splits import seeded_split
@@ -98,6 +98,7 @@ class ColorizationDataModule(LightningDataModule):
             chosen = permutation(len(train_files), seed, SUBSET)[:max_train_images]
             train_files = sorted(train_files[i] for i in chosen)
         self._train_files, self._val_files = train_files, val_files
+        self._unreadable = unreadable_flags(len(train_files))  # shared by the prior and training sets
 
     @property
     def train_files(self) -> list[Path]:
@@ -108,8 +109,15 @@ class ColorizationDataModule(LightningDataModule):
         return list(self._val_files)
 
     def train_dataloader(self) -> DataLoader:
-        files = self._train_files * self.train_repeats
-        images = ImageFiles(files, self.resize, self.crop, train=True, seed=self.seed)
+        images = ImageFiles(
+            self._train_files,
+            self.resize,
+            self.crop,
+            train=True,
+            seed=self.seed,
+            repeats=self.train_repeats,
+            unreadable=self._unreadable,
+        )
         return self._loader(images, self.batch_size, EpochSampler(images, self.seed), self.persistent_workers)
 
     def val_dataloader(self) -> DataLoader | list:
@@ -135,8 +143,11 @@ class ColorizationDataModule(LightningDataModule):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size = {world_size}), got {rank}")
         chosen = permutation(len(self._train_files), self.seed, PRIOR)[:num_images]
-        files = [self._train_files[i] for i in chosen[rank::world_size]]
-        images = ImageFiles(files, self.resize, self.crop, train=False)
+        mine = chosen[rank::world_size]
+        files = [self._train_files[i] for i in mine]
+        images = ImageFiles(
+            files, self.resize, self.crop, train=False, unreadable=self._unreadable, positions=mine.tolist()
+        )
         return self._loader(images, self.batch_size, None, persistent=False)
 
     def _loader(

@@ -2,6 +2,7 @@
 
 Each verb is a typed function; :func:`~selfsup_color.command.run_function` turns its signature into
 strict flags (``--config``, ``--print_config``) and saves the resolved config in its ``out`` folder.
+Each checks first that ``out`` is writable (:func:`~selfsup_color.io.ensure_writable_dir`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+
+from ..colorize import MAX_SIDE
+from ..data.decode import MAX_PIXELS
+from ..evaluate import MAX_PIXELS as EVALUATE_MAX_PIXELS
+from ..io import ensure_writable_dir
 
 RENAMED = {
     "prior": {"--batch-size": "--batch_size"},
@@ -50,6 +56,7 @@ def prior(
     from ..data import ColorizationDataModule
     from .prior_pass import estimate_data_prior, write_prior
 
+    ensure_writable_dir(out)
     loader = ColorizationDataModule(
         train=data,
         resize=resize,
@@ -62,9 +69,9 @@ def prior(
     json_path, png_path, _ = write_prior(record, out, title=f"prior of {data}")
     p = record.prior
     print(
-        f"prior of {record.n_images} images ({record.n_pixels} pixels, {record.n_gray_skipped} grayscale "
-        f"skipped): {int((p > 0).sum())} bins used, max {float(p.max()):.4f}; "
-        f"wrote {json_path} and {png_path}"
+        f"prior of {record.n_images} images ({record.n_pixels} pixels; skipped: {record.n_gray_skipped} "
+        f"grayscale, {record.n_unreadable} unreadable): {int((p > 0).sum())} bins used, "
+        f"max {float(p.max()):.4f}; wrote {json_path} and {png_path}"
     )
     return 0
 
@@ -75,6 +82,8 @@ def colorize(
     out: Path,
     temperature: float | None = None,
     process_size: int = 256,
+    max_side: int = MAX_SIDE,
+    max_pixels: int = MAX_PIXELS,
     device: str | None = None,
 ) -> int:
     """Colorize photos at full resolution with a pretraining checkpoint.
@@ -85,12 +94,15 @@ def colorize(
         out: output folder.
         temperature: annealed-mean T (default: the run's).
         process_size: shorter side the network sees (0: full resolution); ab is upsampled back.
+        max_side: longest side the network sees (the image is scaled down to fit).
+        max_pixels: skip (warning, before decoding) files declaring more pixels (~100 bytes each).
         device: where to run (default: the first GPU, else the CPU).
     """
     from ..colorize import colorize_files
     from ..data.files import find_images
     from .checkpoint import load_pretraining_module
 
+    ensure_writable_dir(out)
     device = default_device(device)
     module = load_pretraining_module(ckpt_path, map_location=device)
     written = colorize_files(
@@ -100,6 +112,8 @@ def colorize(
         temperature=module.hparams.temperature if temperature is None else temperature,
         process_size=process_size or None,
         device=device,
+        max_side=max_side,
+        max_pixels=max_pixels,
     )
     print(f"wrote {len(written)} colorized image(s) to {out}")
     return 0
@@ -110,6 +124,8 @@ def evaluate(
     ckpt_path: dict[str, Path],
     out: Path,
     process_size: int = 256,
+    max_side: int = MAX_SIDE,
+    max_pixels: int = EVALUATE_MAX_PIXELS,
     prior: Path | None = None,
     grid: int = 6,
     device: str | None = None,
@@ -123,6 +139,8 @@ def evaluate(
         ckpt_path: checkpoints by name, e.g. ``--ckpt_path.ours runs/x/last.ckpt --ckpt_path.l2 ...``.
         out: folder for scores.json/.md, grid.png and config.yaml.
         process_size: shorter side the network sees (0: full resolution).
+        max_side: longest side the network sees (the image is scaled down to fit).
+        max_pixels: skip (warning, before decoding) files declaring more pixels (~300 bytes each).
         prior: rebalancing prior (default: the photos' own).
         grid: photos in the grid (0: none).
         device: where to run (default: the first GPU, else the CPU).
@@ -134,11 +152,14 @@ def evaluate(
 
     if not ckpt_path:
         raise ValueError("evaluate needs at least one checkpoint: --ckpt_path.NAME PATH")
+    ensure_writable_dir(out)
     device = default_device(device)
     predictors, methods = {}, {}
     for name, path in ckpt_path.items():
         module = load_pretraining_module(path, map_location=device)
-        predictors[name] = network_predictor(module, module.hparams.temperature, process_size or None)
+        predictors[name] = network_predictor(
+            module, module.hparams.temperature, process_size or None, max_side
+        )
         methods[name] = {"checkpoint": str(path), "loss": module.hparams.loss, "lam": module.hparams.lam}
     paths = find_images(inputs)
     evaluation = evaluate_photos(
@@ -147,6 +168,7 @@ def evaluate(
         None if prior is None else read_prior(prior).prior,
         grid_paths=spread(paths, grid) if grid else (),
         device=device,
+        max_pixels=max_pixels,
     )
     about = {
         "data": " ".join(map(str, inputs)),

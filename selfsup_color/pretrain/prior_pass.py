@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from ..core.prior import Prior, PriorEstimator, load_prior, load_prior_table, save_prior
-from ..distributed import rank_world
+from ..distributed import in_process_group, rank_world
 from ..progress import progress_bar
 
 
@@ -20,7 +22,8 @@ def estimate_data_prior(
 
     ``datamodule`` must offer ``prior_dataloader(num_images, rank, world_size)``. Every rank counts
     its shard on ``device``; the counts are summed with one all-reduce, so each rank returns the
-    prior of the whole sample, equal to a single-process pass.
+    prior of the whole sample, equal to a single-process pass. Files that could not be read (each
+    warned about once) are counted in the record's ``n_unreadable``.
     """
     if not hasattr(datamodule, "prior_dataloader"):
         raise TypeError(
@@ -30,13 +33,27 @@ def estimate_data_prior(
     rank, world = rank_world()
     estimator = PriorEstimator(sigma=sigma)
     loader = datamodule.prior_dataloader(num_images, rank=rank, world_size=world)
+    unreadable = 0
     with progress_bar(total=len(loader.dataset), desc="ab prior", unit="img") as bar:
         for batch in loader:
             rgb = batch["rgb"]
             if rgb.shape[0]:
                 estimator.update_rgb(rgb.to(device, non_blocking=True))
-            bar.update(rgb.shape[0])
-    return estimator.all_reduce().to_record(source)
+            unreadable += int(batch["skipped"])
+            bar.update(rgb.shape[0] + int(batch["skipped"]))
+    record = estimator.all_reduce().to_record(source)
+    return dataclasses.replace(record, n_unreadable=sum_over_ranks(unreadable, device))
+
+
+def sum_over_ranks(value: int, device: torch.device) -> int:
+    """``value`` summed over the ranks of the default process group (itself without one)."""
+    if not in_process_group():
+        return value
+    total = torch.tensor([value], dtype=torch.int64, device=device)
+    if dist.get_backend() == dist.Backend.NCCL and total.device.type != "cuda":
+        total = total.to(torch.device("cuda", torch.cuda.current_device()))
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return int(total.item())
 
 
 def read_prior(path: str | Path) -> Prior:

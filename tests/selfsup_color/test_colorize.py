@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +15,14 @@ from skimage import data
 
 from selfsup_color import Q, ab_bins, lab_to_rgb, rgb_to_lab
 from selfsup_color.colorize import (
+    MAX_SIDE,
     colorize_files,
     colorize_lightness,
     colorize_rgb,
     process_shape,
 )
+
+from .data.images import decoded_files, png_declaring
 
 BINS = ab_bins()
 PEAK = 50.0  # logit height: softmax(50 / 0.38) puts all mass on the peak bin
@@ -79,7 +84,7 @@ def test_colorize_lightness_follows_the_net(
 def test_process_shape_rounds_to_multiples_of_8() -> None:
     assert process_shape(37, 50, 16) == (16, 24)
     assert process_shape(480, 640, 256) == (256, 344)  # 341.3 -> 344
-    assert process_shape(1000, 3, 100) == (33336, 104)  # shorter side is the width
+    assert process_shape(1000, 3, 100, max_side=40_000) == (33336, 104)  # shorter side is the width
     assert process_shape(10, 10, 1) == (8, 8)  # at least one multiple
 
 
@@ -181,6 +186,83 @@ def test_colorize_files_refuses_to_overwrite(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="overwrite an input"):
         colorize_files(FakeNet(), [a], tmp_path / "x", suffix="")
     assert not (tmp_path / "out").exists()
+
+
+def uncapped_shape(height: int, width: int, process_size: int) -> tuple[int, int]:
+    """The documented rule without a cap: shorter side to process_size, nearest multiples of 8 (>= 8)."""
+    scale = process_size / min(height, width)
+    return tuple(max(8, 8 * int(side * scale / 8 + 0.5)) for side in (height, width))  # type: ignore[return-value]
+
+
+def test_process_shape_caps_the_long_side_whatever_the_aspect_ratio() -> None:
+    assert process_shape(5000, 3, 256) == (MAX_SIDE, 8)  # the issue's photo: 426,672 x 8 without a cap
+    assert process_shape(37, 50, None) is None  # full resolution within the cap: the image itself
+    assert process_shape(3000, 40, None, max_side=1000) == (1000, 16)  # full resolution, scaled down
+    rng = random.Random(0)
+    for _ in range(3000):
+        height, width = (rng.randint(1, 10 ** rng.randint(1, 5)) for _ in range(2))
+        process_size, max_side = rng.choice([None, 1, 16, 256, 1000]), rng.randint(8, 3000)
+        shape = process_shape(height, width, process_size, max_side)
+        long, short = max(height, width), min(height, width)
+        if shape is None:
+            assert process_size is None and long <= max_side
+            continue
+        cap = max_side // 8 * 8
+        assert all(side % 8 == 0 and 8 <= side <= cap for side in shape), (height, width, shape)
+        if process_size is not None and long * process_size / short <= cap - 4:
+            assert shape == uncapped_shape(height, width, process_size)  # the cap does not bind
+        elif process_size is None or long * process_size / short > max_side:
+            # long side at the cap, the shorter side scaled alike (within rounding and the cap)
+            new_long, new_short = (shape[0], shape[1]) if height >= width else (shape[1], shape[0])
+            assert new_long == cap
+            assert abs(new_short - short * max_side / long) <= 4 + max_side - cap or new_short == 8
+
+
+class RecordingNet(torch.nn.Module):
+    """A tiny random network (one stride-4 convolution to ab, as the L2 baseline) recording input sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, kernel_size=4, stride=4)
+        self.sizes: list[tuple[int, int]] = []
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        self.sizes.append((lightness.shape[2], lightness.shape[3]))
+        return self.conv(lightness / 100.0)
+
+
+def test_an_extreme_shape_is_colorized_through_a_bounded_network_input(tmp_path: Path) -> None:
+    """The issue's 3 x 5000 JPEG: written at its own size, while the net sees at most max_side."""
+    torch.manual_seed(0)
+    path = tmp_path / "e.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (5000, 3, 3), np.uint8)).save(path)
+    net = RecordingNet().eval()
+    written = colorize_files(net, [path], tmp_path / "out")  # defaults: process_size 256, MAX_SIDE
+    written += colorize_files(net, [path], tmp_path / "full", process_size=None, max_side=512)
+    assert net.sizes == [(MAX_SIDE, 8), (512, 8)]
+    for out in written:
+        with Image.open(out) as image:
+            assert image.size == (3, 5000)
+
+
+def test_files_over_the_pixel_budget_are_skipped_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = decoded_files(monkeypatch)
+    good = write_image(tmp_path / "in" / "a.png", 20, 24)
+    bomb = png_declaring(tmp_path / "in" / "bomb.png", 20_000, 5_000)  # 100 MP over the default 50 MP
+    big = write_image(tmp_path / "in" / "big.png", 40, 50)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = colorize_files(FakeNet(), [good, bomb], tmp_path / "out", process_size=16)
+        small = tmp_path / "small"
+        written += colorize_files(FakeNet(), [big, good], small, process_size=16, max_pixels=1000)
+    assert written == [tmp_path / "out" / "a_color.png", tmp_path / "small" / "a_color.png"]
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2, messages  # one warning per skipped file, nothing else
+    assert messages[0].startswith(f"skipping {bomb}: {bomb} is 20000 x 5000 pixels (100.0 megapixels)")
+    assert messages[1].startswith(f"skipping {big}: {big} is 50 x 40 pixels")
+    assert str(bomb) not in decoded and str(big) not in decoded and str(good) in decoded
 
 
 def test_two_channel_nets_predict_ab_directly() -> None:

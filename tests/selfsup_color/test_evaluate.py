@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,8 @@ from skimage import data
 from selfsup_color import Q, auc, nearest_bin, rebalanced_auc, smooth_prior
 from selfsup_color.core.color import rgb_to_ab
 from selfsup_color.evaluate import GRAY, ErrorTable, evaluate_photos, spread, write_evaluation
+
+from .data.images import decoded_files, png_declaring
 
 
 def random_ab(seed: int, shape: tuple[int, ...] = (2, 2, 9, 7), scale: float = 40.0) -> torch.Tensor:
@@ -88,3 +92,24 @@ def test_spread_is_even_and_content_blind() -> None:
     paths = [Path(f"{i:02d}.png") for i in range(10)]
     assert spread(list(reversed(paths)), 3) == [paths[0], paths[3], paths[6]]
     assert spread(paths, 20) == paths
+
+
+def test_unreadable_and_oversized_files_are_skipped_and_listed(
+    photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = decoded_files(monkeypatch)
+    bomb = png_declaring(tmp_path / "bomb.png", 20_000, 5_000)  # 100 megapixels declared
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluation = evaluate_photos({}, [photos[0], bomb, broken, photos[1]])
+    assert [str(w.message).split(":")[0] for w in caught] == [f"skipping {bomb}", f"skipping {broken}"]
+    assert evaluation.images == 2 and evaluation.unreadable == [bomb, broken]
+    assert str(bomb) not in decoded and str(photos[0]) in decoded
+    json_path, md_path = write_evaluation(evaluation, tmp_path / "out", {"data": "four files"})
+    record = json.loads(json_path.read_text())
+    assert record["n_unreadable"] == 2 and record["unreadable"] == [str(bomb), str(broken)]
+    assert f"2 file(s) skipped (unreadable or too large): {bomb}, {broken}" in md_path.read_text()
+    with pytest.warns(UserWarning, match=r"96 x 64"), pytest.raises(ValueError, match="none of the 1 files"):
+        evaluate_photos({}, photos[:1], max_pixels=96 * 64 - 1)

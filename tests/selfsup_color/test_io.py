@@ -11,7 +11,7 @@ import torch
 
 from selfsup_color.core.bins import Q
 from selfsup_color.core.prior import Prior, load_prior, save_prior
-from selfsup_color.io import write_atomic, write_text_atomic
+from selfsup_color.io import ensure_writable_dir, write_atomic, write_text_atomic
 
 
 def record(seed: int) -> Prior:
@@ -83,3 +83,14 @@ def test_checkpoints_are_written_through_the_same_helper(tmp_path: Path) -> None
     AtomicCheckpointIO().save_checkpoint({"step": 2}, path)
     assert torch.load(path, weights_only=True) == {"step": 2}
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
+
+
+def test_ensure_writable_dir_creates_the_folder_or_fails_naming_it(tmp_path: Path) -> None:
+    folder = ensure_writable_dir(tmp_path / "a" / "b")
+    assert folder.is_dir() and list(folder.iterdir()) == []  # the probe file is gone
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    for path in (blocker, blocker / "sub"):
+        with pytest.raises(OSError, match=f"cannot write to the output folder {path} ") as info:
+            ensure_writable_dir(path)
+        assert "\n" not in str(info.value)

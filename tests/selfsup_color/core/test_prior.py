@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -276,6 +277,22 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert datetime.fromisoformat(loaded.created or "").tzinfo is not None
     data = json.loads(path.read_text())
     assert isinstance(data["prior"], list) and len(data["prior"]) == Q
+
+
+def test_unreadable_files_are_recorded_and_older_files_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "prior.json"
+    save_prior(dataclasses.replace(make_record(), n_unreadable=2), path)
+    assert load_prior(path).n_unreadable == 2
+    data = json.loads(path.read_text())
+    assert data["n_unreadable"] == 2
+    del data["n_unreadable"]  # a file written before the count was recorded
+    path.write_text(json.dumps(data))
+    old = load_prior(path)
+    assert old.n_unreadable is None and torch.equal(old.prior, make_record().prior)
+    data["n_unreadable"] = 1.5
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="'n_unreadable' has the wrong type"):
+        load_prior(path)
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+import pytest
+from PIL import Image, ImageFile
 
 
 def picture(width: int, height: int, seed: int = 0, smooth: bool = False) -> np.ndarray:
@@ -37,3 +40,35 @@ def save(path: Path, image: np.ndarray | Image.Image, **options: object) -> Path
 def folder_of_pictures(root: Path, count: int, size: tuple[int, int] = (48, 40)) -> list[Path]:
     """``count`` small PNG pictures under ``root`` (two subfolders), sorted."""
     return sorted(save(root / f"class{i % 2}" / f"{i:03d}.png", picture(*size, seed=i)) for i in range(count))
+
+
+def png_declaring(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header declares ``width`` x ``height`` RGB pixels but that holds one row of data.
+
+    Opening it reads the header only; decoding it would allocate the whole image (and then fail).
+    """
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    row = zlib.compress(b"\0" * (1 + 3 * width))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", row) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
+    return path
+
+
+def decoded_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, record the file name of every Pillow decode (``ImageFile.load``) of a file in this
+    process (images opened from memory are left out)."""
+    decoded: list[str] = []
+    load = ImageFile.ImageFile.load
+
+    def recording_load(image: ImageFile.ImageFile) -> object:
+        if getattr(image, "filename", ""):
+            decoded.append(str(image.filename))
+        return load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", recording_load)
+    return decoded

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
 import random
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +15,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from selfsup_color.data import EpochSampler, ImageFiles, UnreadableImageWarning, collate_images, read_crop
+from selfsup_color.data import (
+    ColorizationDataModule,
+    EpochSampler,
+    ImageFiles,
+    UnreadableImageWarning,
+    collate_images,
+    read_crop,
+)
 
-from .images import folder_of_pictures, picture, save
+from .images import decoded_files, folder_of_pictures, picture, png_declaring, save
 
 
 @pytest.fixture()
@@ -87,6 +97,101 @@ def test_broken_files_are_skipped_with_one_warning_each(files: list[Path], tmp_p
     assert empty["rgb"].shape == (0, 3, 32, 32) and empty["rgb"].dtype == torch.uint8
     assert empty["skipped"] == 2
     assert collate_images([None])["rgb"].shape == (0, 3, 0, 0)
+
+
+def test_a_bomb_is_skipped_without_being_decoded(
+    files: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = decoded_files(monkeypatch)
+    bomb = png_declaring(tmp_path / "bomb.png", 20_000, 5_000)  # 100 megapixels declared, 1 row of data
+    images = ImageFiles([files[0], bomb], resize=40, crop=32, train=False)
+    with pytest.warns(UnreadableImageWarning, match=r"bomb\.png: ImageTooLargeError: .* 20000 x 5000"):
+        batch = collate_images([images[0], images[1]])
+    assert batch["skipped"] == 1 and batch["rgb"].shape == (1, 3, 32, 32)
+    assert set(decoded) == {str(files[0])}
+
+
+@contextlib.contextmanager
+def worker_warnings(log: Path) -> Iterator[list[tuple[int, str]]]:
+    """(process id, file) of each unreadable-image warning given in the block, by this process or by
+    DataLoader workers it forks (``warnings.warn`` is replaced before they fork: they append to ``log``).
+    The list is filled when the block ends."""
+    real_warn, caught = warnings.warn, []
+
+    def to_log(message: object, category: object = None, stacklevel: int = 1, **_: object) -> None:
+        if category is UnreadableImageWarning:
+            path = str(message).removeprefix("skipping unreadable image ").split(": ")[0]
+            with open(log, "a") as file:
+                file.write(f"{os.getpid()}\t{path}\n")
+        else:
+            real_warn(message, category, stacklevel + 1)  # type: ignore[arg-type]
+
+    warnings.warn = to_log  # type: ignore[assignment]
+    try:
+        yield caught
+    finally:
+        warnings.warn = real_warn
+        lines = log.read_text().splitlines() if log.exists() else []
+        caught += [(int(pid), path) for pid, path in (line.split("\t") for line in lines)]
+
+
+def unreadable_warnings_with_workers(
+    images: ImageFiles, log: Path, epochs: int, **loader: object
+) -> list[tuple[int, str]]:
+    """The :func:`worker_warnings` of ``epochs`` passes of a 2-worker DataLoader over ``images``."""
+    with worker_warnings(log) as caught:
+        loader_ = DataLoader(images, batch_size=2, num_workers=2, collate_fn=collate_images, **loader)
+        skipped = [int(sum(batch["skipped"] for batch in loader_)) for _ in range(epochs)]
+    assert skipped == [skipped[0]] * epochs and skipped[0] > 0  # every pass still skips them
+    return caught
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_two_workers_warn_once_per_broken_file_per_run(
+    files: list[Path], tmp_path: Path, persistent: bool
+) -> None:
+    """2 workers, 3 epochs, 2 broken files: 2 warnings, from the workers, whoever reads which file when."""
+    truncated, text = broken_files(tmp_path / "broken")
+    images = ImageFiles([*files[:4], truncated, *files[4:8], text], resize=40, crop=32, train=False)
+    caught = unreadable_warnings_with_workers(
+        images, tmp_path / "warnings.log", epochs=3, persistent_workers=persistent
+    )
+    assert sorted(path for _, path in caught) == sorted(map(str, (truncated, text)))
+    assert all(pid != os.getpid() for pid, _ in caught)  # the workers read the files
+
+
+def test_repeated_files_warn_once(files: list[Path], tmp_path: Path) -> None:
+    """``repeats`` lists each file several times: a broken one is still reported once, by its first copy."""
+    truncated, _ = broken_files(tmp_path / "broken")
+    images = ImageFiles([files[0], truncated, files[1]], resize=40, crop=32, repeats=4)
+    assert len(images) == 12 and images[7] is None
+    for index in (0, 3, 11):  # file index % 3, with the crop of the item's own index
+        expected = read_crop(images.files[index % 3], 40, 32, random.Random(f"0:0:{index}"))
+        assert torch.equal(images[index], expected)
+    with pytest.raises(IndexError):
+        images[12]
+    caught = unreadable_warnings_with_workers(images, tmp_path / "warnings.log", epochs=2)
+    assert [path for _, path in caught] == [str(truncated)]
+
+
+def test_the_prior_pass_and_training_report_a_file_once(tmp_path: Path) -> None:
+    """A fit reads the training files twice (the prior pass, then training): still one warning per file."""
+    folder_of_pictures(tmp_path / "photos", 8, size=(48, 40))
+    truncated, text = broken_files(tmp_path / "photos" / "broken")
+    data = ColorizationDataModule(
+        train=str(tmp_path / "photos"),
+        resize=40,
+        crop=32,
+        batch_size=2,
+        num_workers=2,
+        persistent_workers=False,
+    )
+    with worker_warnings(tmp_path / "warnings.log") as caught:
+        prior_skipped = sum(int(batch["skipped"]) for batch in data.prior_dataloader(100))  # all 10
+        loader = data.train_dataloader()
+        train_skipped = [sum(int(batch["skipped"]) for batch in loader) for _ in range(2)]
+    assert prior_skipped == 2 and train_skipped == [2, 2]
+    assert sorted(path for _, path in caught) == sorted(map(str, (truncated, text)))
 
 
 def test_hymenoptera_placeholder_gif_goes_through(hymenoptera: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,9 @@ import torchvision.transforms.functional as TF
 from PIL import Image, UnidentifiedImageError
 
 from selfsup_color.data import load_rgb, read_crop
-from selfsup_color.data.decode import ORIENTATION
+from selfsup_color.data.decode import MAX_PIXELS, ORIENTATION, ImageTooLargeError
 
-from .images import picture, save
+from .images import decoded_files, picture, png_declaring, save
 
 W, H = 40, 30
 
@@ -129,3 +130,36 @@ def test_broken_files_raise(tmp_path: Path) -> None:
     text.write_text("not an image")
     with pytest.raises(UnidentifiedImageError):
         load_rgb(text)
+
+
+def test_a_file_over_the_pixel_budget_is_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = decoded_files(monkeypatch)
+    bomb = png_declaring(tmp_path / "bomb.png", 20_000, 5_000)  # 100 MP: Pillow itself only warns
+    assert 20_000 * 5_000 > MAX_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor does Pillow's DecompressionBombWarning come out
+        with pytest.raises(ImageTooLargeError, match=r"bomb\.png is 20000 x 5000 pixels \(100\.0 megapix"):
+            load_rgb(bomb)
+        with pytest.raises(ImageTooLargeError, match=r"bomb\.png"):
+            read_crop(bomb, 256, 176)
+    small = save(tmp_path / "small.png", picture(64, 48))
+    with pytest.raises(ImageTooLargeError, match="64 x 48"):
+        load_rgb(small, max_pixels=64 * 48 - 1)
+    assert np.asarray(load_rgb(small, max_pixels=64 * 48)).shape == (48, 64, 3)  # the budget is inclusive
+    assert np.asarray(load_rgb(small, max_pixels=None)).shape == (48, 64, 3)  # None: no budget
+    assert set(decoded) == {str(small)}  # the refused file was opened, never decoded
+
+
+def test_crops_budget_the_pixels_decoded_after_draft(tmp_path: Path) -> None:
+    """A JPEG that ``draft`` decodes at 1/2 scale counts its reduced size against the budget."""
+    jpeg = save(tmp_path / "p.jpg", picture(64, 48), quality=95)
+    assert read_crop(jpeg, 16, 16, max_pixels=32 * 24).shape == (16, 16, 3)  # declares 64 x 48
+    with pytest.raises(ImageTooLargeError, match="32 x 24"):
+        read_crop(jpeg, 16, 16, max_pixels=32 * 24 - 1)
+    with pytest.raises(ImageTooLargeError, match="64 x 48"):  # no reduction: all of it would be decoded
+        read_crop(jpeg, 40, 32, max_pixels=64 * 48 - 1)
+    png = save(tmp_path / "p.png", picture(64, 48))
+    with pytest.raises(ImageTooLargeError, match="64 x 48"):  # no draft for PNG
+        read_crop(png, 16, 16, max_pixels=64 * 48 - 1)
