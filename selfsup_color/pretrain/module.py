@@ -11,6 +11,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from ..checkpoints import non_finite_tensors
 from ..core.bins import Q
 from ..core.color import lab_to_rgb
 from ..core.decode import DEFAULT_TEMPERATURE
@@ -35,7 +36,8 @@ def fused_adam(params: list[torch.nn.Parameter], **options: Any) -> torch.optim.
 
 
 class NonFiniteLossError(RuntimeError):
-    """Raised when the training loss is NaN or infinite; the last checkpoint is left untouched."""
+    """Raised when training diverges: a NaN or infinite loss, or a checkpoint about to be written with
+    non-finite weights, buffers or optimiser states (it is not written). Names the checkpoint to resume."""
 
 
 class ColorizationModule(LightningModule):
@@ -58,6 +60,10 @@ class ColorizationModule(LightningModule):
     ``sync_batchnorm`` computes BatchNorm statistics over all DDP ranks on any device (gloo too);
     on GPUs Lightning's ``--trainer.sync_batchnorm`` (PyTorch's fused SyncBatchNorm) also works.
     """
+
+    FIXED_HPARAMS = ("arch", "arch_options", "loss", "prior", "prior_images")
+    """Settings a resumed run keeps from its checkpoint: they define the network and its outputs, or the
+    prior that the checkpoint carries (a different value would be ignored, not applied)."""
 
     def __init__(
         self,
@@ -160,6 +166,28 @@ class ColorizationModule(LightningModule):
                     log_files(logger, f"prior-{logger.version}", "prior", [json_path, png_path])
         self.prior_probs.copy_(record.prior.to(self.prior_probs.device))
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to write a checkpoint with a non-finite weight, buffer or optimiser state (all ranks agree).
+
+        The run has diverged, so it stops with :class:`NonFiniteLossError`; the previous checkpoint stays.
+        """
+        state = {
+            "state_dict": checkpoint["state_dict"],
+            "optimizer_states": checkpoint.get("optimizer_states"),
+        }
+        bad = non_finite_tensors(state)
+        if self.trainer.strategy.reduce_boolean_decision(not bad, all=True):
+            return
+        from .checkpoint import resume_advice
+
+        shown = (
+            ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "") or "on another rank"
+        )
+        raise NonFiniteLossError(
+            f"non-finite training state at global step {self.global_step} (epoch {self.current_epoch}): "
+            f"{shown}; stopping without writing that checkpoint; {resume_advice(self.trainer)}"
+        )
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Rename the network keys that earlier releases wrote (``ColorizationNet.upgrade_state_dict``)."""
         checkpoint["state_dict"] = self.net.upgrade_state_dict(checkpoint["state_dict"], prefix="net.")
@@ -224,11 +252,11 @@ class ColorizationModule(LightningModule):
             return
         finite = bool(torch.isfinite(loss.detach()))
         if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            from .checkpoint import resume_advice
+
             raise NonFiniteLossError(
                 f"non-finite training loss ({float(loss.detach())}) at global step {self.global_step} "
-                f"(epoch {self.current_epoch}); "
-                "stopping. The last good checkpoint is kept: lower the lr or check the data, then resume "
-                "with --ckpt_path last"
+                f"(epoch {self.current_epoch}); stopping; {resume_advice(self.trainer)}"
             )
 
     def _log_grid(self, key: str, t: ColorizationTargets, pred_ab: Tensor) -> None:
