@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,13 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = Fa
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as error:  # torch's text advises unsafe loading: name the object instead
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        what = f" ({found[1]})" if found else ""
+        raise ValueError(
+            f"cannot read checkpoint {path}: it holds Python objects{what} that only unsafe unpickling, "
+            "which can run code, would build"
+        ) from error
     except Exception as error:
         raise ValueError(f"cannot read checkpoint {path} ({type(error).__name__}: {error})") from error
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:

@@ -25,39 +25,59 @@ EXPECTED = (
 
 
 class PretrainCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` whose step-triggered save on an epoch's last batch waits for the epoch's end.
+    """``ModelCheckpoint`` whose step-triggered save on an epoch's last batch waits for its validation.
 
     Lightning saves ``every_n_train_steps`` checkpoints in ``on_train_batch_end``, before the epoch's
     validation; resumed from such a checkpoint, Lightning 2.6 starts the next epoch and that
-    validation never runs (so the best checkpoint never sees it). Saved in ``on_train_epoch_end``
-    instead, after the validation (and after a best checkpoint listed before this one), it resumes
-    with nothing skipped. Lightning then replays that ``on_train_epoch_end``; nothing is saved again
-    at the step the run resumed from.
+    validation never runs (so the best checkpoint never sees it). Saved in ``on_validation_end``
+    instead (after a best checkpoint listed before this one), it resumes with nothing skipped, as
+    Lightning's own checkpoints saved after a validation do. (Not ``on_train_epoch_end``: resumed from
+    there with ``max_steps``, Lightning 2.6 counts the epoch twice and the sampler skips one.) When no
+    validation runs after the epoch (``check_val_every_n_epoch``), it saves at once, as Lightning does.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._save_at_epoch_end: int | None = None  # batch index of a deferred step-triggered save
+        self._after_validation: int | None = None  # batch index of a deferred step-triggered save
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
-            self._save_at_epoch_end = batch_idx
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch and validation_follows(trainer):
+            self._after_validation = batch_idx
             return
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._save_deferred(trainer, pl_module)
+
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._save_at_epoch_end is not None:
-            batch_idx, self._save_at_epoch_end = self._save_at_epoch_end, None
-            super().on_train_batch_end(trainer, pl_module, None, None, batch_idx)
+        self._save_deferred(trainer, pl_module)  # the validation did not run after all
         super().on_train_epoch_end(trainer, pl_module)
+
+    def _save_deferred(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._after_validation is not None:
+            batch_idx, self._after_validation = self._after_validation, None
+            super().on_train_batch_end(trainer, pl_module, None, None, batch_idx)
 
     def on_load_checkpoint(
         self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         super().on_load_checkpoint(trainer, pl_module, checkpoint)
         self._last_global_step_saved = checkpoint["global_step"]  # what was due at that step is saved
+
+
+def validation_follows(trainer: Trainer) -> bool:
+    """Whether a validation runs at the end of the current training epoch."""
+    batches = trainer.num_val_batches
+    batches = sum(batches) if isinstance(batches, list) else batches
+    every = trainer.check_val_every_n_epoch
+    return (
+        trainer.enable_validation
+        and bool(batches)
+        and (every is None or (trainer.current_epoch + 1) % every == 0)
+    )
 
 
 def last_checkpoint_path(folder: str | Path) -> Path:

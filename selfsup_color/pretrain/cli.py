@@ -60,6 +60,7 @@ class ColorizationCLI(LightningCLI):
                 "best_checkpoint.save_top_k": 1,
                 "best_checkpoint.filename": "best-{step}",
                 "best_checkpoint.every_n_epochs": 1,  # checked at the end of every validation
+                "best_checkpoint.save_on_train_epoch_end": False,  # saved before a last.ckpt due then
             }
         )
 

@@ -319,20 +319,36 @@ class ColorizationModule(LightningModule):
         batch = getattr(dm, "batch_size", None) or self.hparams.base_batch_size
         return int(batch) * trainer.world_size * trainer.accumulate_grad_batches
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def _adam_options(self) -> dict[str, Any]:
+        """Adam's settings from the hyperparameters, with ``lr`` scaled to the global batch."""
         hp = self.hparams
         lr = scaled_lr(hp.lr, self._global_batch(), hp.base_batch_size, hp.lr_scaling)
-        if lr != hp.lr:
-            rank_zero_info(f"lr {hp.lr} scaled to {lr} for a global batch of {self._global_batch()}")
-        optimizer = fused_adam(
-            list(self.net.parameters()),
-            lr=lr,
-            betas=tuple(hp.betas),
-            eps=hp.adam_eps,
-            weight_decay=hp.weight_decay,
-        )
+        return {"lr": lr, "betas": tuple(hp.betas), "eps": hp.adam_eps, "weight_decay": hp.weight_decay}
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        options = self._adam_options()
+        if options["lr"] != hp.lr:
+            rank_zero_info(
+                f"lr {hp.lr} scaled to {options['lr']} for a global batch of {self._global_batch()}"
+            )
+        optimizer = fused_adam(list(self.net.parameters()), **options)
         milestones, factors, warmup = list(hp.lr_milestones), list(hp.lr_factors), hp.warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, milestones, factors, warmup)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        """Set Adam's settings from the hyperparameters again, after a resume restored the checkpoint's.
+
+        Restoring an optimiser's state brings back its lr, betas, eps and weight decay, and the
+        scheduler's base lr: without this, a resumed run would ignore a new ``--model.lr``. A no-op
+        otherwise.
+        """
+        hp, options = self.hparams, self._adam_options()
+        scheduler = self.trainer.lr_scheduler_configs[0].scheduler
+        factor = lr_factor(scheduler.last_epoch, list(hp.lr_milestones), list(hp.lr_factors), hp.warmup_steps)
+        scheduler.base_lrs = [options["lr"]] * len(scheduler.base_lrs)
+        for group in self.trainer.optimizers[0].param_groups:
+            group.update(options, initial_lr=options["lr"], lr=options["lr"] * factor)

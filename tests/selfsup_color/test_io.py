@@ -11,7 +11,7 @@ import torch
 
 from selfsup_color.core.bins import Q
 from selfsup_color.core.prior import Prior, load_prior, save_prior
-from selfsup_color.io import write_atomic, write_text_atomic
+from selfsup_color.io import PARTIAL, write_atomic, write_text_atomic
 
 
 def record(seed: int) -> Prior:
@@ -83,3 +83,16 @@ def test_checkpoints_are_written_through_the_same_helper(tmp_path: Path) -> None
     AtomicCheckpointIO().save_checkpoint({"step": 2}, path)
     assert torch.load(path, weights_only=True) == {"step": 2}
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
+
+
+def test_temporary_names_carry_the_writers_process_id(tmp_path: Path) -> None:
+    names: list[str] = []
+
+    def write(tmp: Path) -> None:
+        names.append(tmp.name)
+        tmp.write_text("x")
+
+    write_atomic(tmp_path / "last.ckpt", write)
+    match = PARTIAL.match(names[0])
+    assert match is not None and int(match["pid"]) == os.getpid() and names[0].startswith(".last.ckpt.")
+    assert PARTIAL.match(f".last.ckpt.{'d' * 32}.partial")["pid"] is None  # an earlier release's name
