@@ -116,11 +116,13 @@ def test_resume_keeps_the_network_and_honours_new_training_settings(
             str(last),
             "--model.lr",
             "1e-4",
+            "--model.lam",
+            "null",  # the pretext's default, 0.5 as in the checkpoint: no change
             "--trainer.max_steps",
             "3",
         ]
     )
-    assert f"Resuming {last} with changed settings: lr 0.001 -> 0.0001" in caplog.text
+    assert f"Resuming {last} with changed settings: lr 0.001 -> 0.0001\n" in caplog.text
     assert cli.trainer.global_step == 3
     assert cli.model.hparams.lr == 1e-4
     assert cli.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-4)
