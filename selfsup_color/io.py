@@ -1,20 +1,25 @@
 """Atomic file writes: a file appears under its name complete, or not at all; and
 :func:`ensure_writable_dir`, the check commands make on their output folder before any work.
 
-The content goes to a temporary file with a unique (random) name beside the target, in the same
-folder so that the rename stays on one file system, which ``os.replace`` then moves over the target
-in one step. The writer creates the temporary file, so it gets the permissions of any new file (the
-umask), not ``mkstemp``'s owner-only ones. A kill mid-write leaves the old file (or none) and a
-``.partial`` file; two writers of one path (DDP ranks, concurrent runs) never share a temporary
+The content goes to a temporary file beside the target, ``.NAME.PID.RANDOM.partial`` (the writer's
+process id and a random token), in the same folder so that the rename stays on one file system, which
+``os.replace`` then moves over the target in one step. The writer creates the temporary file, so it
+gets the permissions of any new file (the umask), not ``mkstemp``'s owner-only ones. A kill mid-write
+leaves the old file (or none) and a ``.partial`` file, which :func:`remove_stale_partials` deletes
+once its writer is gone; two writers of one path (DDP ranks, concurrent runs) never share a temporary
 file, and the last rename wins with a complete file.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+PARTIAL = re.compile(r"^\..+?\.(?:(?P<pid>\d+)\.)?[0-9a-f]{32}\.partial$")
+"""The temporary files of :func:`write_atomic` (earlier releases wrote no process id)."""
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
@@ -25,7 +30,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    name = path.parent / f".{path.name}.{uuid.uuid4().hex}.partial"
+    name = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.partial"
     try:
         write(name)
         os.replace(name, path)
@@ -33,6 +38,39 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) 
         name.unlink(missing_ok=True)
         raise
     return path
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` runs on this machine (signal 0 probes it without a signal)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_partials(folder: str | os.PathLike[str], started: float) -> list[Path]:
+    """Delete the temporary files that killed :func:`write_atomic` calls left in ``folder``; return them.
+
+    A temporary file is stale when the process named in it no longer runs on this machine, or when it
+    was last written before ``started`` (a time stamp, e.g. the run's start: a live writer keeps
+    writing, and a recycled process id must not keep a file forever). Live writers' files are kept.
+    """
+    folder, removed = Path(folder), []
+    for path in sorted(folder.glob(".*.partial")) if folder.is_dir() else []:
+        match = PARTIAL.match(path.name)
+        if match is None or not path.is_file():
+            continue
+        dead = match["pid"] is not None and not process_alive(int(match["pid"]))
+        try:
+            if dead or path.stat().st_mtime < started:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # its writer renamed it meanwhile
+            continue
+    return removed
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:

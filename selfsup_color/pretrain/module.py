@@ -11,6 +11,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from ..checkpoints import non_finite_tensors
 from ..core.bins import Q
 from ..core.color import lab_to_rgb
 from ..core.decode import DEFAULT_TEMPERATURE
@@ -35,7 +36,8 @@ def fused_adam(params: list[torch.nn.Parameter], **options: Any) -> torch.optim.
 
 
 class NonFiniteLossError(RuntimeError):
-    """Raised when the training loss is NaN or infinite; the last checkpoint is left untouched."""
+    """Raised when training diverges: a NaN or infinite loss, or a checkpoint about to be written with
+    non-finite weights, buffers or optimiser states (it is not written). Names the checkpoint to resume."""
 
 
 class ColorizationModule(LightningModule):
@@ -58,6 +60,10 @@ class ColorizationModule(LightningModule):
     ``sync_batchnorm`` computes BatchNorm statistics over all DDP ranks on any device (gloo too);
     on GPUs Lightning's ``--trainer.sync_batchnorm`` (PyTorch's fused SyncBatchNorm) also works.
     """
+
+    FIXED_HPARAMS = ("arch", "arch_options", "loss", "prior", "prior_images")
+    """Settings a resumed run keeps from its checkpoint: they define the network and its outputs, or the
+    prior that the checkpoint carries (a different value would be ignored, not applied)."""
 
     def __init__(
         self,
@@ -160,6 +166,28 @@ class ColorizationModule(LightningModule):
                     log_files(logger, f"prior-{logger.version}", "prior", [json_path, png_path])
         self.prior_probs.copy_(record.prior.to(self.prior_probs.device))
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to write a checkpoint with a non-finite weight, buffer or optimiser state (all ranks agree).
+
+        The run has diverged, so it stops with :class:`NonFiniteLossError`; the previous checkpoint stays.
+        """
+        state = {
+            "state_dict": checkpoint["state_dict"],
+            "optimizer_states": checkpoint.get("optimizer_states"),
+        }
+        bad = non_finite_tensors(state)
+        if self.trainer.strategy.reduce_boolean_decision(not bad, all=True):
+            return
+        from .checkpoint import resume_advice
+
+        shown = (
+            ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "") or "on another rank"
+        )
+        raise NonFiniteLossError(
+            f"non-finite training state at global step {self.global_step} (epoch {self.current_epoch}): "
+            f"{shown}; stopping without writing that checkpoint; {resume_advice(self.trainer)}"
+        )
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Rename the network keys that earlier releases wrote (``ColorizationNet.upgrade_state_dict``)."""
         checkpoint["state_dict"] = self.net.upgrade_state_dict(checkpoint["state_dict"], prefix="net.")
@@ -224,11 +252,11 @@ class ColorizationModule(LightningModule):
             return
         finite = bool(torch.isfinite(loss.detach()))
         if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            from .checkpoint import resume_advice
+
             raise NonFiniteLossError(
                 f"non-finite training loss ({float(loss.detach())}) at global step {self.global_step} "
-                f"(epoch {self.current_epoch}); "
-                "stopping. The last good checkpoint is kept: lower the lr or check the data, then resume "
-                "with --ckpt_path last"
+                f"(epoch {self.current_epoch}); stopping; {resume_advice(self.trainer)}"
             )
 
     def _log_grid(self, key: str, t: ColorizationTargets, pred_ab: Tensor) -> None:
@@ -291,20 +319,36 @@ class ColorizationModule(LightningModule):
         batch = getattr(dm, "batch_size", None) or self.hparams.base_batch_size
         return int(batch) * trainer.world_size * trainer.accumulate_grad_batches
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def _adam_options(self) -> dict[str, Any]:
+        """Adam's settings from the hyperparameters, with ``lr`` scaled to the global batch."""
         hp = self.hparams
         lr = scaled_lr(hp.lr, self._global_batch(), hp.base_batch_size, hp.lr_scaling)
-        if lr != hp.lr:
-            rank_zero_info(f"lr {hp.lr} scaled to {lr} for a global batch of {self._global_batch()}")
-        optimizer = fused_adam(
-            list(self.net.parameters()),
-            lr=lr,
-            betas=tuple(hp.betas),
-            eps=hp.adam_eps,
-            weight_decay=hp.weight_decay,
-        )
+        return {"lr": lr, "betas": tuple(hp.betas), "eps": hp.adam_eps, "weight_decay": hp.weight_decay}
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        options = self._adam_options()
+        if options["lr"] != hp.lr:
+            rank_zero_info(
+                f"lr {hp.lr} scaled to {options['lr']} for a global batch of {self._global_batch()}"
+            )
+        optimizer = fused_adam(list(self.net.parameters()), **options)
         milestones, factors, warmup = list(hp.lr_milestones), list(hp.lr_factors), hp.warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, milestones, factors, warmup)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        """Set Adam's settings from the hyperparameters again, after a resume restored the checkpoint's.
+
+        Restoring an optimiser's state brings back its lr, betas, eps and weight decay, and the
+        scheduler's base lr: without this, a resumed run would ignore a new ``--model.lr``. A no-op
+        otherwise.
+        """
+        hp, options = self.hparams, self._adam_options()
+        scheduler = self.trainer.lr_scheduler_configs[0].scheduler
+        factor = lr_factor(scheduler.last_epoch, list(hp.lr_milestones), list(hp.lr_factors), hp.warmup_steps)
+        scheduler.base_lrs = [options["lr"]] * len(scheduler.base_lrs)
+        for group in self.trainer.optimizers[0].param_groups:
+            group.update(options, initial_lr=options["lr"], lr=options["lr"] * factor)

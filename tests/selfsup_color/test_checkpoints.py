@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from selfsup_color.checkpoints import compare_state, load_state_strict, read_checkpoint
+from selfsup_color.checkpoints import (
+    compare_state,
+    describe_payload,
+    load_state_strict,
+    non_finite_tensors,
+    read_checkpoint,
+)
 
 
 def _net() -> nn.Module:
@@ -49,9 +56,42 @@ def test_read_checkpoint_errors(tmp_path: Path) -> None:
         read_checkpoint(garbage)
     plain = tmp_path / "plain.pt"
     torch.save(_net().state_dict(), plain)
-    with pytest.raises(ValueError, match="not a Lightning checkpoint"):
+    with pytest.raises(
+        ValueError, match=r"not a Lightning checkpoint: it holds a bare state dict \(4 tensors"
+    ):
         read_checkpoint(plain)
     pickled = tmp_path / "pickled.ckpt"
     torch.save({"state_dict": {}, "obj": _net()}, pickled)
-    with pytest.raises(ValueError, match="cannot read checkpoint"):  # weights_only refuses arbitrary objects
+    with pytest.raises(ValueError, match=r"cannot read checkpoint .*Python objects \(torch.nn.modules"):
         read_checkpoint(pickled)
+
+
+def test_non_finite_tensors_names_each_bad_tensor_like_a_brute_force_scan() -> None:
+    generator = torch.Generator().manual_seed(0)
+    tree: dict = {"state_dict": {}, "optimizer_states": [{"state": {}}]}
+    flat: dict[str, torch.Tensor] = {}
+    for i in range(40):
+        tensor = torch.randn(int(torch.randint(1, 6, (1,), generator=generator)), generator=generator)
+        kind = int(torch.randint(0, 4, (1,), generator=generator))
+        if kind:
+            tensor[int(torch.randint(0, len(tensor), (1,), generator=generator))] = (
+                math.nan,
+                math.inf,
+                -math.inf,
+            )[kind - 1]
+        if i % 2:
+            tree["state_dict"][f"net.w{i}"] = tensor
+            flat[f"state_dict.net.w{i}"] = tensor
+        else:
+            tree["optimizer_states"][0]["state"][i] = {"exp_avg": tensor, "step": torch.tensor(3)}
+            flat[f"optimizer_states.0.state.{i}.exp_avg"] = tensor
+    expected = [name for name, t in flat.items() if not all(math.isfinite(x) for x in t.tolist())]
+    assert 0 < len(expected) < len(flat)
+    assert sorted(non_finite_tensors(tree)) == sorted(expected)
+    assert non_finite_tensors({"counts": torch.tensor([1, 2]), "lr": 1e6}) == []
+
+
+def test_a_bare_state_dict_is_described() -> None:
+    state = _net().state_dict()
+    assert describe_payload(state) == "a bare state dict (4 tensors, e.g. '0.weight') and no 'state_dict'"
+    assert describe_payload([1]) == "a list"

@@ -11,7 +11,7 @@ import torch
 
 from selfsup_color.core.bins import Q
 from selfsup_color.core.prior import Prior, load_prior, save_prior
-from selfsup_color.io import ensure_writable_dir, write_atomic, write_text_atomic
+from selfsup_color.io import PARTIAL, ensure_writable_dir, write_atomic, write_text_atomic
 
 
 def record(seed: int) -> Prior:
@@ -94,3 +94,16 @@ def test_ensure_writable_dir_creates_the_folder_or_fails_naming_it(tmp_path: Pat
         with pytest.raises(OSError, match=f"cannot write to the output folder {path} ") as info:
             ensure_writable_dir(path)
         assert "\n" not in str(info.value)
+
+
+def test_temporary_names_carry_the_writers_process_id(tmp_path: Path) -> None:
+    names: list[str] = []
+
+    def write(tmp: Path) -> None:
+        names.append(tmp.name)
+        tmp.write_text("x")
+
+    write_atomic(tmp_path / "last.ckpt", write)
+    match = PARTIAL.match(names[0])
+    assert match is not None and int(match["pid"]) == os.getpid() and names[0].startswith(".last.ckpt.")
+    assert PARTIAL.match(f".last.ckpt.{'d' * 32}.partial")["pid"] is None  # an earlier release's name
