@@ -79,7 +79,9 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(text + ending, encoding="utf-8"))
 
 
-def ensure_writable_dir(path: str | os.PathLike[str]) -> Path:
+def ensure_writable_dir(
+    path: str | os.PathLike[str], what: str = "output folder", advice: str = "choose another one"
+) -> Path:
     """Create the folder ``path`` (with its parents) and check that a file can be written in it.
 
     For commands to call before their work, so that an unusable output folder fails at once. Raises
@@ -94,5 +96,5 @@ def ensure_writable_dir(path: str | os.PathLike[str]) -> Path:
         probe.unlink()
     except OSError as e:
         reason = e.strerror or type(e).__name__
-        raise type(e)(f"cannot write to the output folder {folder} ({reason}); choose another one") from e
+        raise type(e)(f"cannot write to the {what} {folder} ({reason}); {advice}") from e
     return folder

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -14,7 +13,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from ..data import ColorizationDataModule
-from ..io import remove_stale_partials
+from ..io import ensure_writable_dir, remove_stale_partials
 from .checkpoint import PretrainCheckpoint, last_checkpoint_path, read_pretraining_checkpoint, resume_settings
 from .checkpoint_io import AtomicCheckpointIO
 from .module import ColorizationModule
@@ -90,7 +89,7 @@ class ColorizationCLI(LightningCLI):
             init = logger.get("init_args")
             if logger.get("class_path") == LOGGER_CLASS and init is not None and not init.get("save_dir"):
                 init.save_dir = str(root)
-        check_writable(root)
+        ensure_writable_dir(root, "run folder", "choose a writable --trainer.default_root_dir")
         if self.subcommand == "fit" and rank_zero_only.rank == 0:
             started = time.time()
             for folder in {config[group].dirpath for group in CHECKPOINT_GROUPS if config.get(group)}:
@@ -130,20 +129,6 @@ class ColorizationCLI(LightningCLI):
         del ckpt
         if settings:
             self.config = self.parser.parse_object({self.subcommand: {"model": settings}}, self.config)
-
-
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` and a file in it, or raise one line naming it (before any logger falls back to
-    the system's temporary folder)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise PermissionError(
-            f"cannot write to the run folder {folder} ({error.strerror or error}): "
-            "choose a writable --trainer.default_root_dir"
-        ) from error
 
 
 def trainer_defaults() -> dict[str, Any]:
