@@ -1,11 +1,12 @@
-"""Colorization networks: the ECCV 2016 network and timm backbones, behind one interface.
+"""Colorization networks: the ECCV 2016 network, its AlexNet and timm backbones, behind one interface.
 
 ``build_model(arch, **options)`` builds any of :data:`ARCHITECTURES`. Every network is a
 :class:`ColorizationNet`: CIE lightness L in [0, 100] in (normalised inside as ``(L - 50) / 100``),
-Q = 313 logits at 1/4 resolution out, and named feature taps for transfer learning
-(:class:`FeatureEncoder`).
+Q = 313 logits at 1/``output_stride`` resolution out (4; 8 for AlexNet), and named feature taps for
+transfer learning (:class:`FeatureEncoder`).
 """
 
+from .alexnet import ALEXNET_LAYERS, AlexNet, LayerSpec
 from .base import ColorizationNet, FeatureEncoder
 from .eccv16 import ECCV16, ECCV16_BLOCKS, BlockSpec
 from .head import FusionHead
@@ -16,16 +17,19 @@ from .registry import ARCHITECTURES, architecture_options, build_model
 from .timm_colorizer import BACKBONE_OUTPUT_STRIDES, TimmColorizer
 
 __all__ = [
+    "ALEXNET_LAYERS",
     "ARCHITECTURES",
     "BACKBONE_OUTPUT_STRIDES",
     "ECCV16",
     "ECCV16_BLOCKS",
     "INIT_SCHEMES",
     "LOGITS_STD",
+    "AlexNet",
     "BlockSpec",
     "ColorizationNet",
     "FeatureEncoder",
     "FusionHead",
+    "LayerSpec",
     "LogitsConv",
     "TimmColorizer",
     "architecture_options",

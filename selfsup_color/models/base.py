@@ -53,7 +53,10 @@ class ColorizationNet(nn.Module, ABC):
     """:meth:`forward` requires H and W to be multiples of this (for an exact H/4 x W/4 output)."""
 
     def forward(self, lightness: Tensor) -> Tensor:
-        """Logits ``N x Q x H/4 x W/4`` of the lightness ``N x 1 x H x W`` (L in [0, 100])."""
+        """Logits ``N x Q x h x w`` of the lightness ``N x 1 x H x W`` (L in [0, 100]).
+
+        ``h = ceil(H / output_stride)`` and ``w = ceil(W / output_stride)``: the size of the targets.
+        """
         check_float_batch(lightness, "lightness", 1)
         height, width = lightness.shape[-2:]
         if height % self.input_multiple or width % self.input_multiple:
@@ -62,7 +65,8 @@ class ColorizationNet(nn.Module, ABC):
                 f"got {height} x {width}; crop or pad the input"
             )
         features = self._extract(normalize_lightness(lightness), len(self.tap_names))
-        size = (height // self.output_stride, width // self.output_stride)
+        # ceil: the size of ab[..., ::stride, ::stride], the targets (H / stride when it divides H)
+        size = (-(-height // self.output_stride), -(-width // self.output_stride))
         return self._predict(dict(zip(self.tap_names, features, strict=True)), size)
 
     def forward_features(self, lightness: Tensor, taps: Sequence[str] | None = None) -> dict[str, Tensor]:
@@ -105,9 +109,16 @@ class ColorizationNet(nn.Module, ABC):
         renamed to today's, so that old checkpoints still load strictly. Default: unchanged."""
         return dict(state)
 
-    @abstractmethod
     def _extract(self, x: Tensor, depth: int) -> list[Tensor]:
-        """Feature maps of the first ``depth`` taps of the normalised input ``x``, computing no further."""
+        """Feature maps of the first ``depth`` taps of the normalised input ``x``, computing no further.
+
+        Default: the submodules named after the taps, run in order, each on the previous one's output.
+        """
+        features = []
+        for name in self.tap_names[:depth]:
+            x = self.get_submodule(name)(x)
+            features.append(x)
+        return features
 
     @abstractmethod
     def _predict(self, features: dict[str, Tensor], size: tuple[int, int]) -> Tensor:

@@ -107,12 +107,5 @@ class ECCV16(ColorizationNet):
             strides[spec.name] = stride
         return strides
 
-    def _extract(self, x: Tensor, depth: int) -> list[Tensor]:
-        features = []
-        for name in self.tap_names[:depth]:
-            x = self.get_submodule(name)(x)
-            features.append(x)
-        return features
-
     def _predict(self, features: dict[str, Tensor], size: tuple[int, int]) -> Tensor:
         return self.logits(self.conv8(features[self.tap_names[-1]]))

@@ -5,11 +5,16 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from .alexnet import AlexNet
 from .base import ColorizationNet
 from .eccv16 import ECCV16
 from .timm_colorizer import TimmColorizer
 
-ARCHITECTURES: dict[str, type[ColorizationNet]] = {"eccv16": ECCV16, "timm": TimmColorizer}
+ARCHITECTURES: dict[str, type[ColorizationNet]] = {
+    "eccv16": ECCV16,
+    "alexnet": AlexNet,
+    "timm": TimmColorizer,
+}
 """Architecture name -> network class."""
 
 

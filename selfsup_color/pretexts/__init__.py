@@ -1,4 +1,4 @@
-"""Colorization pretext tasks, each one object: output channels, loss, decoding, rebalancing, stride.
+"""Colorization pretext tasks, each one object: output channels, loss, decoding, rebalancing.
 
 ``build_pretext(name)`` gives the pretext behind ``--model.loss name``: ``classification`` (the
 paper's) or ``regression`` (the L2 baseline). A new pretext is one new file in this package: a

@@ -1,9 +1,10 @@
 """The pretext interface and its registry: what a colorization pretext task defines, in one place.
 
 A pretext says how many channels the network outputs, the loss of those outputs against the
-prepared targets, how they decode to ab, its default class rebalancing and its output stride. The
-Lightning module, transfer and colorize ask it instead of branching on its name; the maths stays in
-the pure functions of :mod:`selfsup_color.core`, which a pretext only composes.
+prepared targets, how they decode to ab and its default class rebalancing (the stride is the
+network's: ``ColorizationNet.output_stride``). The Lightning module, transfer and colorize ask it
+instead of branching on its name; the maths stays in the pure functions of
+:mod:`selfsup_color.core`, which a pretext only composes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch import Tensor
 from ..core.bins import Q
 from ..core.decode import DEFAULT_TEMPERATURE
 from ..core.loss import Reduction
-from ..core.targets import OUTPUT_STRIDE, ColorizationTargets
+from ..core.targets import ColorizationTargets
 
 
 class Pretext(ABC):
@@ -28,12 +29,11 @@ class Pretext(ABC):
 
     Attributes:
         name: the registry key, saved as the ``loss`` hyperparameter of checkpoints.
-        num_outputs: channels of the network's output (N x num_outputs x H/stride x W/stride).
+        num_outputs: channels of the network's output (N x num_outputs x h x w, at the network's
+            ``output_stride``, where the module also builds the targets).
         default_lam: class-rebalancing strength when ``lam`` is not given: 0.5 rebalances as the
             paper, 1 weighs every pixel 1. The ab prior is estimated whatever it is (the rebalanced
             AuC needs it).
-        stride: output resolution relative to the input; targets, prior and networks use the same
-            :data:`~selfsup_color.core.targets.OUTPUT_STRIDE`.
 
     Examples:
         >>> import torch
@@ -45,7 +45,6 @@ class Pretext(ABC):
     name: ClassVar[str]
     num_outputs: ClassVar[int]
     default_lam: ClassVar[float] = 1.0
-    stride: ClassVar[int] = OUTPUT_STRIDE
 
     @abstractmethod
     def loss(self, output: Tensor, targets: ColorizationTargets, reduction: Reduction = "batch") -> Tensor:

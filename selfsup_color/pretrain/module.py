@@ -108,12 +108,8 @@ class ColorizationModule(LightningModule):
         # the value used, in checkpoints (hparams) and in what loggers log at fit start (initial).
         self.hparams.lam = self._hparams_initial.lam = lam
         self.net = build_model(arch, **self.pretext.network_options(arch_options))
-        if self.net.output_stride != self.pretext.stride:
-            raise ValueError(
-                f"architecture {arch!r} outputs at stride {self.net.output_stride}, but the {loss!r} "
-                f"pretext's targets are at stride {self.pretext.stride}"
-            )
-        stride = self.pretext.stride
+        # Targets at the network's own output stride (4; 8 for alexnet, whose prototxt subsamples ab at 8).
+        stride = self.net.output_stride
         self.targets = TargetBuilder(None, k=k, sigma=sigma, stride=stride, compile=compile_targets)
         # The prior travels in checkpoints; NaN means "not known yet" (estimated at fit start).
         self.register_buffer("prior_probs", torch.full((Q,), math.nan, dtype=torch.float64))
@@ -154,7 +150,12 @@ class ColorizationModule(LightningModule):
         else:
             rank_zero_info(f"Estimating the ab prior from {hp.prior_images} training images ...")
             record = estimate_data_prior(
-                trainer.datamodule, hp.prior_images, self.device, hp.sigma, source="training images"
+                trainer.datamodule,
+                hp.prior_images,
+                self.device,
+                hp.sigma,
+                source="training images",
+                stride=self.targets.stride,
             )
             if trainer.is_global_zero:
                 from .loggers import log_files, log_image, run_dir
@@ -290,7 +291,7 @@ class ColorizationModule(LightningModule):
         self.val_auc_gray.update(gray, t.ab)
         self.val_rauc.update(pred_ab, t.ab)
         self.val_rauc_gray.update(gray, t.ab)
-        small_l = t.lightness[..., :: self.pretext.stride, :: self.pretext.stride]
+        small_l = t.lightness[..., :: self.targets.stride, :: self.targets.stride]
         rgb = lab_to_rgb(torch.cat((small_l, pred_ab.to(small_l.dtype)), 1), check=False)
         truth = lab_to_rgb(torch.cat((small_l, t.ab.to(small_l.dtype)), 1), check=False)
         self.val_colourfulness.update(rgb)

@@ -11,14 +11,22 @@ import torch
 import torch.distributed as dist
 
 from ..core.prior import Prior, PriorEstimator, load_prior, load_prior_table, save_prior
+from ..core.targets import OUTPUT_STRIDE
 from ..distributed import in_process_group, rank_world
 from ..progress import progress_bar
 
 
 def estimate_data_prior(
-    datamodule: Any, num_images: int, device: torch.device, sigma: float = 5.0, source: str = ""
+    datamodule: Any,
+    num_images: int,
+    device: torch.device,
+    sigma: float = 5.0,
+    source: str = "",
+    stride: int = OUTPUT_STRIDE,
 ) -> Prior:
     """Prior of the first ``num_images`` training images (a seeded sample), split over the ranks.
+
+    Pixels are counted at ``stride``, the network's output stride (``ab[..., ::stride, ::stride]``).
 
     ``datamodule`` must offer ``prior_dataloader(num_images, rank, world_size)``. Every rank counts
     its shard on ``device``; the counts are summed with one all-reduce, so each rank returns the
@@ -31,7 +39,7 @@ def estimate_data_prior(
             "(--model.prior FILE, from `selfsup-color prior`) or use ColorizationDataModule"
         )
     rank, world = rank_world()
-    estimator = PriorEstimator(sigma=sigma)
+    estimator = PriorEstimator(sigma=sigma, stride=stride)
     loader = datamodule.prior_dataloader(num_images, rank=rank, world_size=world)
     unreadable = 0
     with progress_bar(total=len(loader.dataset), desc="ab prior", unit="img") as bar:
