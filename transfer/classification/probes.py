@@ -1,16 +1,16 @@
 """Linear probes on frozen features, the paper's protocol: one per tap, all trained in one pass.
 
 Each tap's feature map is average-pooled to about ``pool_dims`` values (``s x s`` cells, ``s`` chosen
-from its channels), then goes through a BatchNorm without affine parameters and a linear classifier.
-The encoder runs once per batch for all taps (or not at all, when features are cached); the summed
-loss trains every probe at once. Top-1 and top-5 per tap are computed at the end of training on the
+from its channels, or given per tap), then goes through a BatchNorm without affine parameters and a
+linear classifier. The encoder runs once per batch for all taps (or not at all, when features are
+cached); the summed loss trains every probe at once. Top-1 and top-5 per tap are computed at the end of training on the
 evaluation split, with no model selection.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -47,8 +47,30 @@ def tap_shapes(encoder: LightnessEncoder, taps: Sequence[str], crop: int) -> dic
     return {name: tuple(f.shape[1:]) for name, f in features.items()}  # type: ignore[misc]
 
 
-def pool_sizes(shapes: dict[str, tuple[int, int, int]], dims: int = DEFAULT_POOL_DIMS) -> dict[str, int]:
-    return {name: pool_size(c, h, w, dims) for name, (c, h, w) in shapes.items()}
+def pool_sizes(
+    shapes: dict[str, tuple[int, int, int]],
+    dims: int = DEFAULT_POOL_DIMS,
+    fixed: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """The pooling side of each tap of ``shapes`` (C, H, W): ``fixed[tap]`` where given, else
+    :func:`pool_size` for ``dims`` values.
+
+    ``fixed`` holds per-tap sides such as the official linear test's (richzhang/colorization,
+    ``feature_learning_tests/linear/train_val.prototxt``: conv1 10, conv2 6, conv3 5, conv4 5, conv5 6).
+    ValueError for a fixed tap that is not in ``shapes``, or a side outside 1..the map's smaller side.
+    """
+    fixed = dict(fixed or {})
+    unknown = sorted(set(fixed).difference(shapes))
+    if unknown:
+        raise ValueError(f"pool sizes given for taps {unknown} that are not probed; probed: {list(shapes)}")
+    for name, side in fixed.items():
+        _, height, width = shapes[name]
+        if not 1 <= side <= min(height, width):
+            raise ValueError(
+                f"pool size {side} for tap {name!r} must be in 1..{min(height, width)} (its map is "
+                f"{height} x {width}; pooling never upsamples)"
+            )
+    return {name: fixed.get(name) or pool_size(c, h, w, dims) for name, (c, h, w) in shapes.items()}
 
 
 def pool_features(features: dict[str, Tensor], sizes: dict[str, int]) -> dict[str, Tensor]:

@@ -29,6 +29,8 @@ class ProbeConfig:
 
     taps: list[str] | None = None
     pool_dims: int = DEFAULT_POOL_DIMS
+    pool_sizes: dict[str, int] | None = None
+    """Pooling side per tap (``s x s`` cells), overriding ``pool_dims`` for those taps."""
     cache: CacheMode = "auto"
     cache_dir: str | None = None
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.01, momentum=0.9))
@@ -137,7 +139,7 @@ def run_linear(
     net = _device_encoder(encoder, "all", run)
     taps = net.net.select_taps(probe.taps)
     shapes = tap_shapes(net, taps, data.crop)
-    sizes = pool_sizes(shapes, probe.pool_dims)
+    sizes = pool_sizes(shapes, probe.pool_dims, probe.pool_sizes)
     channels = {name: shape[0] for name, shape in shapes.items()}
     cache = resolve_mode(
         probe.cache, len(train_files.files), {t: channels[t] * s * s for t, s in sizes.items()}
