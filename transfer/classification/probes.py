@@ -3,8 +3,8 @@
 Each tap's feature map is average-pooled to about ``pool_dims`` values (``s x s`` cells, ``s`` chosen
 from its channels, or given per tap), then goes through a BatchNorm without affine parameters and a
 linear classifier. The encoder runs once per batch for all taps (or not at all, when features are
-cached); the summed loss trains every probe at once. Top-1 and top-5 per tap are computed at the end of training on the
-evaluation split, with no model selection.
+cached); the summed loss trains every probe at once. Top-1 and top-5 per tap are computed at the end
+of training on the evaluation split, with no model selection.
 """
 
 from __future__ import annotations
