@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from selfsup_color.models import ECCV16, ColorizationNet, TimmColorizer
+from selfsup_color.models import ECCV16, AlexNet, ColorizationNet, TimmColorizer
 
 SMALL_MODELS: dict[str, Callable[[], ColorizationNet]] = {
     "eccv16": lambda: ECCV16(width=1 / 8),
+    "alexnet": lambda: AlexNet(width=1 / 8),
     "resnet18": lambda: TimmColorizer("resnet18", head_channels=32),
     "convnext_atto": lambda: TimmColorizer("convnext_atto", head_channels=32),
 }
@@ -19,6 +20,7 @@ SMALL_MODELS: dict[str, Callable[[], ColorizationNet]] = {
 
 DEEPEST_MODULE: dict[str, Callable[[ColorizationNet], nn.Module]] = {
     "eccv16": lambda model: model.conv7,
+    "alexnet": lambda model: model.fc7,
     "resnet18": lambda model: model.backbone.layer4,
     "convnext_atto": lambda model: model.backbone.stages[3],
 }

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import selfsup_color.models as models
-from selfsup_color.models import ARCHITECTURES, ECCV16, FeatureEncoder, TimmColorizer, build_model
+from selfsup_color.models import ARCHITECTURES, ECCV16, AlexNet, FeatureEncoder, TimmColorizer, build_model
 
 
 def test_registry_names_the_architectures() -> None:
-    assert ARCHITECTURES == {"eccv16": ECCV16, "timm": TimmColorizer}
+    assert ARCHITECTURES == {"eccv16": ECCV16, "alexnet": AlexNet, "timm": TimmColorizer}
     assert models.architecture_options("timm") == (
         "backbone",
         "output_stride",
@@ -19,6 +19,7 @@ def test_registry_names_the_architectures() -> None:
         "num_outputs",
     )
     assert models.architecture_options("eccv16") == ("width", "init", "num_outputs")
+    assert models.architecture_options("alexnet") == ("width", "init", "num_outputs")
 
 
 def test_build_model_passes_the_options() -> None:
@@ -30,7 +31,7 @@ def test_build_model_passes_the_options() -> None:
 
 
 def test_unknown_architecture_is_a_value_error_listing_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match=r"'vgg'.*eccv16, timm"):
+    with pytest.raises(ValueError, match=r"'vgg'.*eccv16, alexnet, timm"):
         build_model("vgg")
 
 
@@ -45,9 +46,11 @@ def test_public_names_are_exported() -> None:
 
 
 @pytest.mark.parametrize(
-    ("arch", "options"), [("eccv16", {"width": 0.125}), ("timm", {"backbone": "resnet18"})]
+    ("arch", "options"),
+    [("eccv16", {"width": 0.125}), ("alexnet", {"width": 0.125}), ("timm", {"backbone": "resnet18"})],
 )
 def test_num_outputs_two_gives_regression_nets(arch: str, options: dict) -> None:
-    """The L2 baseline predicts ab directly: 2 channels at 1/4 resolution instead of Q logits."""
+    """The L2 baseline predicts ab directly: 2 channels at 1/output_stride resolution instead of Q logits."""
     net = build_model(arch, num_outputs=2, **options)
-    assert net(torch.rand(1, 1, 64, 64) * 100).shape == (1, 2, 16, 16)
+    side = 64 // net.output_stride
+    assert net(torch.rand(1, 1, 64, 64) * 100).shape == (1, 2, side, side)
