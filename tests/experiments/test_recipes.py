@@ -58,3 +58,25 @@ def test_sweep_command_is_accepted_by_the_cli(capsys: pytest.CaptureFixture[str]
         section, key = name.split(".")
         assert config[section][key] == pytest.approx(value)
     assert sweep["metric"]["name"] == "val/rebalanced_auc"
+
+
+TRANSFER_RECIPES = sorted((REPO / "experiments" / "transfer").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", TRANSFER_RECIPES, ids=lambda p: p.name)
+def test_transfer_recipe_parses_strictly(recipe: Path) -> None:
+    """Each transfer recipe (its verb is its name's first word) parses and builds its settings."""
+    from transfer.cli import TASKS, build_parser
+
+    task = recipe.name.split("_")[0]
+    assert task in TASKS, recipe.name
+    parser = build_parser(task)
+    config = parser.parse_args(["--config", str(recipe), "--encoder.ckpt_path", "runs/x/last.ckpt"])
+    written = yaml.safe_load(recipe.read_text())
+    sections = config.clone()
+    sections.pop("trainer")
+    built = parser.instantiate_classes(sections)  # runs each section's own checks
+    for section in set(written).intersection(("probe", "data")):
+        for key, value in written[section].items():
+            if key != "optim":
+                assert getattr(built[section], key) == value, f"{recipe.name}: {section}.{key}"

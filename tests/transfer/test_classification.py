@@ -55,6 +55,17 @@ def test_pool_size_targets_about_9000_values() -> None:
         pool_size(0, 4, 4)
 
 
+def test_fixed_pool_sizes_override_pool_dims_per_tap() -> None:
+    shapes = {"conv1": (96, 57, 57), "conv3": (384, 14, 14), "conv5": (256, 14, 14)}
+    # the official linear test's conv1 10 x 10 and conv3 5 x 5; conv5 from pool_dims (256 x 6 x 6)
+    assert pool_sizes(shapes, 9000, {"conv1": 10, "conv3": 5}) == {"conv1": 10, "conv3": 5, "conv5": 6}
+    assert pool_sizes(shapes, 9000, {"conv3": 4})["conv3"] == 4 != pool_sizes(shapes, 9000)["conv3"]
+    with pytest.raises(ValueError, match=r"\['fc7'\] that are not probed"):
+        pool_sizes(shapes, 9000, {"fc7": 1})
+    with pytest.raises(ValueError, match=r"'conv3' must be in 1\.\.14"):
+        pool_sizes(shapes, 9000, {"conv3": 15})
+
+
 def test_one_pass_trains_every_probe_with_one_encoder_forward_per_batch(folders: tuple[Path, Path]) -> None:
     data = ClassificationData(
         str(folders[0]), str(folders[1]), resize=36, crop=32, batch_size=8, num_workers=0
