@@ -123,7 +123,8 @@ class AlexNet(ColorizationNet):
             raise ValueError(f"width must be positive, got {width}")
         self.width = width
         self.init = check_scheme(init)
-        self._channels, self._strides = {}, {}
+        self._channels: dict[str, int] = {}
+        self._strides: dict[str, int] = {}
         channels, stride = 1, 1
         for spec in ALEXNET_LAYERS:
             out_channels = scale_grouped(spec.channels, width) if spec.channels else channels

@@ -2,8 +2,8 @@
 
 A network takes CIE lightness ``L`` in [0, 100] (N x 1 x H x W, not normalised: it applies
 :func:`~.normalize.normalize_lightness`, ``(L - 50) / 100``, itself) and returns Q = 313 logits at
-1/4 of the input resolution. Its intermediate feature maps ("taps") are named, ordered shallow to deep,
-and can be read without running the rest of the network.
+1/``output_stride`` of the input resolution (4; 8 for the AlexNet). Its intermediate feature maps
+("taps") are named, ordered shallow to deep, and can be read without running the rest of the network.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ class FeatureEncoder(Protocol):
 class ColorizationNet(nn.Module, ABC):
     """Abstract base: lightness in, Q logits at 1/``output_stride`` resolution out, plus named taps.
 
-    Subclasses set ``tap_names`` and implement :meth:`_extract` (run the body up to a tap),
-    :meth:`_predict` (taps to logits), :meth:`tap_channels` and :meth:`tap_strides`.
+    Subclasses set ``tap_names`` and implement :meth:`_predict` (taps to logits), :meth:`tap_channels`
+    and :meth:`tap_strides`; :meth:`_extract` (run the body up to a tap) runs the submodules named
+    after the taps unless overridden.
     """
 
     tap_names: tuple[str, ...] = ()
@@ -50,7 +51,7 @@ class ColorizationNet(nn.Module, ABC):
     output_stride: int = OUTPUT_STRIDE
     """The logits are at 1/output_stride of the input resolution."""
     input_multiple: int = 4
-    """:meth:`forward` requires H and W to be multiples of this (for an exact H/4 x W/4 output)."""
+    """:meth:`forward` requires H and W to be multiples of this (4: an exact H/4 x W/4 output)."""
 
     def forward(self, lightness: Tensor) -> Tensor:
         """Logits ``N x Q x h x w`` of the lightness ``N x 1 x H x W`` (L in [0, 100]).
