@@ -116,6 +116,9 @@ def run_multilabel(
     out_dir = Path(out_dir)
     train, val, classes = load_records(data)
     _record_split(out_dir / "split.json", train, val, data)
+    name = f"multilabel-{dataset_name}-{encoder.label}".replace(" ", "_")
+    overrides = trainer_overrides(config.max_epochs, config.max_steps, config.gradient_clip_val)
+    fitter = trainer.build(out_dir, name, num_sanity_val_steps=0, **overrides)  # seeds: the head starts alike
     net = build_encoder(encoder, config.freeze_at)
     tap = config.tap or net.tap_names[-1]
     net.freeze_beyond([tap])  # deeper blocks feed no head: they would only decay
@@ -139,9 +142,6 @@ def run_multilabel(
     }
     train_set = MultilabelImages(train, len(classes), **crops, seed=data.seed)
     val_set = MultilabelImages(val, len(classes), **crops, crops=data.eval_crops, seed=data.seed)
-    name = f"multilabel-{dataset_name}-{encoder.label}".replace(" ", "_")
-    overrides = trainer_overrides(config.max_epochs, config.max_steps, config.gradient_clip_val)
-    fitter = trainer.build(out_dir, name, num_sanity_val_steps=0, **overrides)
     start = time.perf_counter()
     fitter.fit(module, train_dataloaders=make_loader(train_set, data, train=True))
     scores = fitter.validate(module, dataloaders=make_loader(val_set, data, train=False), verbose=False)[0]
