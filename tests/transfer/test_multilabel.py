@@ -336,3 +336,27 @@ def test_cli_on_coco128_writes_the_report_with_the_baseline(coco128: Path, tmp_p
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["multilabel"]["freeze_at"] == "conv5" and config["data"]["eval_crops"] == 2
     capsys.readouterr()
+
+
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "experiments" / "transfer").glob("multilabel_*.yaml"))
+
+
+def test_the_recipes_are_there() -> None:
+    names = {p.stem for p in RECIPES}
+    assert names == {f"multilabel_voc07_{s}" for s in ("fc7", "pool5", "all")} | {"multilabel_coco128_cpu"}
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_recipe_parses_strictly(recipe: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["multilabel", "--config", str(recipe), "--print_config"])
+    assert exit_info.value.code in (0, None), capsys.readouterr().err[-2000:]
+    config = yaml.safe_load(capsys.readouterr().out)
+    written = yaml.safe_load(recipe.read_text())
+    for section in ("data", "multilabel", "trainer"):
+        for key, value in written[section].items():
+            parsed = config[section][key]
+            parsed = {k: parsed[k] for k in value} if isinstance(value, dict) else parsed  # + defaults
+            assert parsed == value, f"{recipe.name}: {section}.{key}"
+    if "voc07" in recipe.name:  # the official solver: 80000 iterations, lr halved every 10000
+        assert config["multilabel"]["optim"]["milestones"] == list(range(10000, 80000, 10000))
