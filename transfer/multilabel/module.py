@@ -93,13 +93,17 @@ class MultilabelFineTune(LightningModule):
         """Logits N x K of an N x 3 x H x W batch."""
         return self.head(pool_features(self.encoder(rgb, [self.tap]), self.pool)[self.tap].float())
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
+        if not len(batch["index"]):  # every file of the batch was unreadable: skip the step
+            return None
         loss = masked_bce(self(batch["rgb"]), batch["target"])
         self.log("train/loss", loss, batch_size=len(batch["target"]))
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         rgb = batch["rgb"]  # N x crops x 3 x S x S
+        if not len(batch["index"]):
+            return
         logits = self(rgb.flatten(0, 1)).view(*rgb.shape[:2], -1).double()
         self._scores.append(
             {
