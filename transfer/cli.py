@@ -4,6 +4,7 @@ Verbs:
 
 - ``linear``, ``knn``, ``finetune``: classification on ImageFolder splits;
 - ``detection``, ``segmentation``: Faster R-CNN and FCN heads on COCO-style or VOC data;
+- ``multilabel``: multi-label classification fine-tuning (PASCAL VOC07 style, mAP) on VOC or COCO data;
 - ``report``: one markdown table of several results;
 - ``export``: a pretraining checkpoint's network as standalone weights.
 
@@ -47,7 +48,7 @@ from .trainer import TrainerSpec, add_trainer_arguments, run_logger
 
 BASELINES = ("random", "supervised")
 CLASSIFICATION = ("linear", "knn", "finetune")
-TASKS = (*CLASSIFICATION, "detection", "segmentation")
+TASKS = (*CLASSIFICATION, "detection", "segmentation", "multilabel")
 RENAMED = {
     "--encoder.checkpoint": "--encoder.ckpt_path",
     "--trainer.seed": "--seed_everything",
@@ -70,6 +71,11 @@ def task_sections(task: str) -> dict[str, type]:
         from .detection.run import DetectionConfig, DetectionDataConfig
 
         return {"data": DetectionDataConfig, "detection": DetectionConfig}
+    if task == "multilabel":
+        from .multilabel.data import MultilabelDataConfig
+        from .multilabel.run import MultilabelConfig
+
+        return {"data": MultilabelDataConfig, "multilabel": MultilabelConfig}
     from .segmentation.run import SegmentationConfig, SegmentationDataConfig
 
     return {"data": SegmentationDataConfig, "segmentation": SegmentationConfig}
@@ -144,6 +150,12 @@ def _runner(task: str, config: Namespace, trainer: TrainerSpec) -> Callable[[Enc
 
         return lambda enc, sub: run_detection(
             enc, config.data, config.detection, trainer, out(sub), config.dataset
+        )
+    if task == "multilabel":
+        from .multilabel.run import run_multilabel
+
+        return lambda enc, sub: run_multilabel(
+            enc, config.data, config.multilabel, trainer, out(sub), config.dataset
         )
     from .segmentation.run import run_segmentation
 

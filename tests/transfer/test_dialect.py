@@ -19,6 +19,7 @@ DATA = {
     "finetune": ["--data.train", "t"],
     "detection": ["--data.root", "r"],
     "segmentation": ["--data.root", "r"],
+    "multilabel": ["--data.root", "r"],
 }
 
 

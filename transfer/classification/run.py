@@ -93,10 +93,17 @@ class FinetuneConfig:
 
     def trainer_overrides(self) -> dict[str, Any]:
         """Trainer overrides of this training: its length (else the trainer's own) and clipping."""
-        clip = {} if self.gradient_clip_val is None else {"gradient_clip_val": self.gradient_clip_val}
-        if self.max_steps:
-            return {"max_steps": self.max_steps, "max_epochs": -1, **clip}
-        return ({"max_epochs": self.max_epochs} if self.max_epochs else {}) | clip
+        return trainer_overrides(self.max_epochs, self.max_steps, self.gradient_clip_val)
+
+
+def trainer_overrides(
+    max_epochs: int | None, max_steps: int | None, gradient_clip_val: float | None
+) -> dict[str, Any]:
+    """``Trainer`` overrides of one training: steps or epochs (None: the trainer's), gradient clipping."""
+    clip = {} if gradient_clip_val is None else {"gradient_clip_val": gradient_clip_val}
+    if max_steps:
+        return {"max_steps": max_steps, "max_epochs": -1, **clip}
+    return ({"max_epochs": max_epochs} if max_epochs else {}) | clip
 
 
 def _device_encoder(config: EncoderConfig, freeze_at: str | None, trainer: Any) -> LightnessEncoder:

@@ -1,0 +1,1 @@
+"""Multi-label classification fine-tuning, PASCAL VOC2007 style: BCE per class, mAP over classes."""
