@@ -92,7 +92,7 @@ class Call:
 
 
 def leaf_calls(net: ColorizationNet, lightness: Tensor) -> list[Call]:
-    """The leaf modules that run (in eval mode, no gradients) to compute all taps of ``lightness``, in order."""
+    """The leaf modules that run (eval mode, no gradients) to compute all taps of ``lightness``, in order."""
     calls: list[Call] = []
 
     def record(name: str):
@@ -134,7 +134,7 @@ def batchnorm_pairs(
     and the names of the other BatchNorms that run for the taps (which cannot be absorbed)."""
     calls = leaf_calls(net, probe_lightness(net) if lightness is None else lightness)
     pairs, kept = [], []
-    for before, call in zip([None, *calls], calls):
+    for before, call in zip([None, *calls], calls, strict=False):
         if not isinstance(call.module, BATCHNORMS):
             continue
         if before is not None and isinstance(before.module, FOLDABLE) and call.input is before.output:
@@ -220,7 +220,7 @@ def output_channel_dim(layer: nn.Module) -> int:
 
 
 def scale_output_channels(layer: nn.Module, scale: Tensor) -> None:
-    """Multiply output channel ``c`` of ``layer``'s weight by ``scale[c]`` (any conv, grouped too, or linear)."""
+    """Multiply output channel ``c`` of ``layer``'s weight by ``scale[c]`` (any conv, grouped too, linear)."""
     weight = layer.weight
     with torch.no_grad():
         if isinstance(layer, nn.modules.conv._ConvTransposeNd):
