@@ -223,7 +223,8 @@ def export(ckpt_path: Path, out: Path, postprocess: Postprocess = "none") -> int
     Args:
         ckpt_path: a pretraining checkpoint (.ckpt) or exported weights (.pt).
         out: the weights file to write (.pt).
-        postprocess: none, absorb_bn (fold BatchNorms) or rescale (fold, then data-dependent rescaling);
+        postprocess: none, absorb_bn (fold BatchNorms), rescale (fold, then unit-variance layers) or
+            calibrate (fold, then equal gradient-to-weight ratios, magic_init -cs);
             the file records it.
     """
     from .encoder import export_encoder

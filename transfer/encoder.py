@@ -34,7 +34,7 @@ from selfsup_color.core.color import rgb_to_lightness
 from selfsup_color.models import ColorizationNet, build_model
 from selfsup_color.pretexts import build_pretext
 
-from .postprocess import Postprocess, absorb_batchnorm, postprocess
+from .postprocess import POSTPROCESS, Postprocess, absorb_batchnorm, postprocess
 
 EXPORT_FORMAT = "selfsup-color-encoder/1"
 """The ``format`` field of exported encoder weights."""
@@ -55,8 +55,9 @@ class EncoderConfig:
         seed: seeds the random initialisation.
         postprocess: after loading, ``"absorb_bn"`` folds BatchNorms into the layers before them;
             ``"rescale"`` also rescales every layer to unit-variance outputs on builtin photos
-            (Krähenbühl et al. 2016), as the authors prepare their nets for transfer. Applies to the
-            random baseline too.
+            (Krähenbühl et al. 2016, within-layer); ``"calibrate"`` instead equalises the layers'
+            gradient-to-weight ratios (between-layer, the authors' ``magic_init -cs`` call; needs a
+            network whose BatchNorms all fold). Applies to the random baseline too.
     """
 
     ckpt_path: str | None = None
@@ -67,10 +68,8 @@ class EncoderConfig:
     postprocess: Postprocess = "none"
 
     def __post_init__(self) -> None:
-        if self.postprocess not in ("none", "absorb_bn", "rescale"):
-            raise ValueError(
-                f"encoder.postprocess must be 'none', 'absorb_bn' or 'rescale', got {self.postprocess!r}"
-            )
+        if self.postprocess not in POSTPROCESS:
+            raise ValueError(f"encoder.postprocess must be one of {POSTPROCESS}, got {self.postprocess!r}")
         if self.init not in ("pretrained", "random"):
             raise ValueError(f"encoder.init must be 'pretrained' or 'random', got {self.init!r}")
         if self.init == "pretrained" and not self.ckpt_path:

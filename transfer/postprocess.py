@@ -21,9 +21,12 @@ before it, then ``resources/magic_init/magic_init_mod.py`` rescales the layers (
   deviation of that channel's output, and its bias set so that the channel's mean is ``mean``; later
   layers see the already rescaled earlier ones. A BatchNorm that could not be absorbed gets its eval
   statistics from the batch, so that it normalises what it now receives.
-  Note: the authors' own call (``-l <model> -cs``) skips the within-layer step for a loaded network and
-  runs only ``calibrateGradientRatio`` (Section 3.2: one factor per layer so that all layers' weight
-  gradient-to-weight ratios agree); that between-layer step is not implemented here.
+- :func:`calibrate_gradient_ratios`: what the authors' call (``magic_init_mod.py -l <model> -cs``) does to a
+  loaded network: it skips the within-layer step and runs only ``calibrateGradientRatio`` (Section 3.2,
+  between-layer): one factor per layer, iterated, so that every layer's ratio
+  ``sqrt(mean(grad W ** 2) / mean(W ** 2))`` under a random Gaussian gradient at the deepest tap is the
+  same (and the deepest tap's per-channel std moves towards 1). Like ``magic_init``, it needs a network
+  without BatchNorms.
 
 :func:`postprocess` applies a mode (:data:`POSTPROCESS`) and returns a record of what it did, which
 exported weights keep.
@@ -43,8 +46,9 @@ from selfsup_color.core.color import rgb_to_lightness
 from selfsup_color.data.builtin import BUILTIN_PHOTOS, builtin_photo
 from selfsup_color.models import ColorizationNet
 
-Postprocess = Literal["none", "absorb_bn", "rescale"]
-"""``none``; ``absorb_bn``: fold BatchNorms; ``rescale``: fold them, then rescale every layer."""
+Postprocess = Literal["none", "absorb_bn", "rescale", "calibrate"]
+"""``none``; ``absorb_bn``: fold BatchNorms; ``rescale``: fold them, then normalise every layer's outputs;
+``calibrate``: fold them, then equalise the layers' gradient-to-weight ratios (the authors' ``-cs`` call)."""
 POSTPROCESS: tuple[str, ...] = get_args(Postprocess)
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 FOLDABLE = (
@@ -287,13 +291,103 @@ def rescale_layers(net: ColorizationNet, rgb: Tensor, mean: float = 0.0) -> list
     return order
 
 
+def gradient_ratios(net: ColorizationNet, lightness: Tensor, generator: torch.Generator) -> dict[str, float]:
+    """``sqrt(mean(grad ** 2) / mean(weight ** 2))`` of every layer that computes the taps, for a standard
+    Gaussian gradient at the deepest tap (eval mode; ``requires_grad`` flags and ``.grad`` restored)."""
+    layers = {c.name: c.module for c in leaf_calls(net, lightness) if isinstance(c.module, FOLDABLE)}
+    weights = [layer.weight for layer in layers.values()]
+    flags = [w.requires_grad for w in weights]
+    training = net.training
+    net.eval()
+    try:
+        for weight in weights:
+            weight.requires_grad_(True)
+        with torch.enable_grad():
+            top = net.forward_features(lightness, [net.tap_names[-1]])[net.tap_names[-1]]
+            noise = torch.randn(top.shape, generator=generator).to(top)
+            grads = torch.autograd.grad(top, weights, noise)
+    finally:
+        net.train(training)
+        for weight, flag in zip(weights, flags, strict=True):
+            weight.requires_grad_(flag)
+    return {
+        name: float((grad.double().square().mean() / layer.weight.detach().double().square().mean()).sqrt())
+        for (name, layer), grad in zip(layers.items(), grads, strict=True)
+    }
+
+
+def calibrate_gradient_ratios(
+    net: ColorizationNet, rgb: Tensor, iterations: int = 10, tolerance: float = 0.01, seed: int = 0
+) -> list[dict[str, float]]:
+    """Krähenbühl et al.'s between-layer scale calibration (``magic_init``'s ``calibrateGradientRatio``).
+
+    Each round: the layers' :func:`gradient_ratios` ``r_k``; the target ``t`` is their geometric mean times
+    ``output_std ** (1 / layers)`` (``output_std``: the deepest tap's mean per-channel standard deviation);
+    then, in forward order, each layer's bias is multiplied by how much the mean absolute value of its
+    input changed since the last round, and its weight and bias by ``sqrt(r_k / t)``. For a positively
+    homogeneous network (convolutions, ReLUs, pooling) one round equalises the ratios and takes
+    ``output_std`` to its square root (towards 1); each round draws a new gradient, so the ratios keep
+    a few percent of noise. Stops when every
+    ``|log(r_k / t)| < tolerance`` (``magic_init``: ``|log r_k / log t - 1| < 0.01``, which depends on the
+    gradient's units). ValueError when BatchNorms remain (fold them first). Returns each round's ratios.
+    """
+    lightness = rgb_to_lightness(rgb, check=False)
+    remaining = [c.name for c in leaf_calls(net, lightness) if isinstance(c.module, BATCHNORMS)]
+    if remaining:
+        raise ValueError(
+            f"BatchNorms {remaining} remain: the gradient-ratio calibration needs a network without"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    input_scale: dict[str, float] = {}
+    history: list[dict[str, float]] = []
+
+    def scales_and_output(factors: dict[str, float] | None) -> float:
+        """Record each layer's mean |input| (first rescaling it when ``factors``); the output's std."""
+
+        def pre_hook(name: str):
+            def hook(module: nn.Module, inputs: tuple) -> None:
+                current = float(inputs[0].abs().mean())
+                if factors is not None:
+                    with torch.no_grad():
+                        if module.bias is not None:
+                            module.bias.mul_(current / input_scale[name] * factors[name])
+                        module.weight.mul_(factors[name])
+                input_scale[name] = current
+
+            return hook
+
+        hooks = [
+            module.register_forward_pre_hook(pre_hook(name))
+            for name, module in net.named_modules()
+            if isinstance(module, FOLDABLE)
+        ]
+        try:
+            top = taps_of(net, lightness)[net.tap_names[-1]]
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return float(channel_statistics(top, 1)[1].mean())
+
+    output_std = scales_and_output(None)
+    for _ in range(iterations):
+        ratios = gradient_ratios(net, lightness, generator)
+        history.append(ratios)
+        logs = torch.tensor(list(ratios.values()), dtype=torch.float64).log()
+        target = float((logs.mean() + np.log(output_std) / len(ratios)).exp())
+        if bool(((logs - np.log(target)).abs() < tolerance).all()):
+            break
+        output_std = scales_and_output({name: float(np.sqrt(r / target)) for name, r in ratios.items()})
+    return history
+
+
 def postprocess(
     net: ColorizationNet, mode: str, rgb: Tensor | None = None, mean: float = 0.0
 ) -> dict[str, Any]:
     """Apply ``mode`` (:data:`POSTPROCESS`) to ``net`` in place; a record of what was done.
 
-    ``rescale`` absorbs the BatchNorms first (as ``postprocess_model.sh`` does), then runs
-    :func:`rescale_layers` on ``rgb`` (default: :func:`calibration_batch`).
+    ``rescale`` and ``calibrate`` absorb the BatchNorms first (as ``postprocess_model.sh`` does), then run
+    :func:`rescale_layers` or :func:`calibrate_gradient_ratios` on ``rgb`` (default:
+    :func:`calibration_batch`).
     """
     if mode not in POSTPROCESS:
         raise ValueError(f"postprocess must be one of {POSTPROCESS}, got {mode!r}")
@@ -301,8 +395,15 @@ def postprocess(
     if mode == "none":
         return record
     record |= absorb_batchnorm(net)
+    if mode == "none" or mode == "absorb_bn":
+        return record
+    batch = calibration_batch() if rgb is None else rgb
+    record["calibration"] = dict(CALIBRATION) if rgb is None else {"photos": "given", "crops": len(rgb)}
     if mode == "rescale":
-        record["rescaled"] = rescale_layers(net, calibration_batch() if rgb is None else rgb, mean)
-        record["calibration"] = dict(CALIBRATION) if rgb is None else {"photos": "given", "crops": len(rgb)}
+        record["rescaled"] = rescale_layers(net, batch, mean)
         record["mean"] = mean
+    else:
+        history = calibrate_gradient_ratios(net, batch)
+        record["rounds"] = len(history)
+        record["ratios"] = history[-1]
     return record

@@ -198,3 +198,46 @@ def test_exported_post_processed_weights_load_to_the_same_taps(
     if mode == "absorb_bn":  # absorption alone changes no tap
         for name, value in taps(original, held_out).items():
             torch.testing.assert_close(expected[name], value, rtol=1e-5, atol=1e-5 * float(value.abs().max()))
+
+
+def weight_gradient_ratios(net: nn.Module, rgb: torch.Tensor, seed: int) -> list[float]:
+    """``sqrt(mean(grad^2) / mean(W^2))`` per conv / linear layer, for a seeded Gaussian gradient at the
+    deepest tap (computed here independently of :mod:`transfer.postprocess`)."""
+    encoder = LightnessEncoder(net, freeze_at=None).eval()  # trains what feeds the taps
+    layers = [m for m in net.modules() if isinstance(m, FOLDABLE) and m.weight.requires_grad]
+    top = encoder(rgb, net.tap_names[-1])[net.tap_names[-1]]
+    noise = torch.randn(top.shape, generator=torch.Generator().manual_seed(seed))
+    top.backward(noise)
+    ratios = [
+        float((m.weight.grad.square().mean() / m.weight.detach().square().mean()).sqrt())
+        for m in layers
+        if m.weight.grad is not None  # the colorization head feeds no tap
+    ]
+    net.zero_grad()
+    return ratios
+
+
+def test_gradient_ratio_calibration_equalises_a_homogeneous_network(photos: torch.Tensor) -> None:
+    """timm's VGG-11 (convolutions, ReLUs, max-pooling, no BatchNorm): one round of magic_init's ``-cs``
+    brings the layers' gradient-to-weight ratios together; each round takes the deepest tap's mean
+    per-channel std ``o`` to ``sqrt(o)``, towards 1."""
+    torch.manual_seed(0)
+    net = build_model("timm", backbone="vgg11").eval()
+    deepest = net.tap_names[-1]
+    before = weight_gradient_ratios(net, photos, seed=5)
+    assert not 0.5 < channel_std(taps(net, photos)[deepest]) < 2
+    record = postprocess(net, "calibrate", photos)
+    after = weight_gradient_ratios(net, photos, seed=5)
+    assert record["absorbed"] == [] and record["rounds"] >= 2
+    assert max(before) / min(before) > 5, before
+    assert max(after) / min(after) < 1.5, after
+    assert 0.5 < channel_std(taps(net, photos)[deepest]) < 2
+
+
+def channel_std(value: torch.Tensor) -> float:
+    return float(value.transpose(0, 1).reshape(value.shape[1], -1).std(dim=1).mean())
+
+
+def test_gradient_ratio_calibration_refuses_batchnorms_left_in_place() -> None:
+    with pytest.raises(ValueError, match=r"BatchNorms \['conv1.4'"):
+        postprocess(randomised(*ECCV16), "calibrate", calibration_batch(crops=2, size=32))
