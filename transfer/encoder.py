@@ -180,7 +180,9 @@ def prepare(net: ColorizationNet, mode: str) -> dict[str, Any]:
     if mode != "none":
         rank_zero_info(
             f"Encoder post-processing {mode}: {len(record['absorbed'])} BatchNorms absorbed, "
-            f"{len(record['kept'])} kept {record['kept']}, {len(record.get('rescaled', []))} layers rescaled"
+            f"{len(record['kept'])} kept {record['kept']}"
+            + (f", {len(record['rescaled'])} layers rescaled" if "rescaled" in record else "")
+            + (f", gradient ratios calibrated in {record['rounds']} rounds" if "rounds" in record else "")
         )
     return record
 
