@@ -51,6 +51,7 @@ Postprocess = Literal["none", "absorb_bn", "rescale", "calibrate"]
 ``calibrate``: fold them, then equalise the layers' gradient-to-weight ratios (the authors' ``-cs`` call)."""
 POSTPROCESS: tuple[str, ...] = get_args(Postprocess)
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 FOLDABLE = (
     nn.Conv1d,
     nn.Conv2d,
@@ -161,7 +162,7 @@ def fold_batchnorm(layer: nn.Module, norm: nn.Module) -> None:
                 layer.weight, layer.bias, norm.running_mean, norm.running_var, norm.eps, weight, bias
             )
         else:
-            if isinstance(layer, nn.modules.conv._ConvTransposeNd) and layer.groups != 1:
+            if isinstance(layer, TRANSPOSED) and layer.groups != 1:
                 raise ValueError(f"cannot fold a BatchNorm into a grouped transposed convolution {layer}")
             fused_w, fused_b = nn.utils.fuse_conv_bn_weights(
                 layer.weight,
@@ -171,7 +172,7 @@ def fold_batchnorm(layer: nn.Module, norm: nn.Module) -> None:
                 norm.eps,
                 weight,
                 bias,
-                transpose=isinstance(layer, nn.modules.conv._ConvTransposeNd),
+                transpose=isinstance(layer, TRANSPOSED),
             )
     layer.weight = fused_w
     layer.bias = fused_b
@@ -227,7 +228,7 @@ def scale_output_channels(layer: nn.Module, scale: Tensor) -> None:
     """Multiply output channel ``c`` of ``layer``'s weight by ``scale[c]`` (any conv, grouped too, linear)."""
     weight = layer.weight
     with torch.no_grad():
-        if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        if isinstance(layer, TRANSPOSED):
             groups = layer.groups
             view = weight.view(groups, weight.shape[0] // groups, weight.shape[1], *weight.shape[2:])
             factor = scale.view(groups, 1, weight.shape[1], *([1] * (weight.dim() - 2)))
