@@ -43,6 +43,7 @@ from selfsup_color.command import (
 from selfsup_color.distributed import is_global_zero
 
 from .encoder import EncoderConfig
+from .postprocess import Postprocess
 from .report import Result, gather, write_report
 from .trainer import TrainerSpec, add_trainer_arguments, run_logger
 
@@ -97,7 +98,7 @@ def build_parser(task: str) -> LightningArgumentParser:
 
 
 def baseline_encoder(encoder: EncoderConfig) -> EncoderConfig:
-    """The random-init baseline of ``encoder``: same architecture, new weights."""
+    """The random-init baseline of ``encoder``: same architecture and post-processing, new weights."""
     return replace(encoder, init="random")
 
 
@@ -228,16 +229,19 @@ def report(results: list[Path], out: Path | None = None) -> int:
     return 0
 
 
-def export(ckpt_path: Path, out: Path) -> int:
+def export(ckpt_path: Path, out: Path, postprocess: Postprocess = "none") -> int:
     """Export a pretraining checkpoint's network as standalone encoder weights.
 
     Args:
-        ckpt_path: a pretraining checkpoint (.ckpt).
+        ckpt_path: a pretraining checkpoint (.ckpt) or exported weights (.pt).
         out: the weights file to write (.pt).
+        postprocess: none, absorb_bn (fold BatchNorms), rescale (fold, then unit-variance layers) or
+            calibrate (fold, then equal gradient-to-weight ratios, magic_init -cs);
+            the file records it.
     """
     from .encoder import export_encoder
 
-    print(f"wrote {export_encoder(ckpt_path, out)}")
+    print(f"wrote {export_encoder(ckpt_path, out, postprocess)}")
     return 0
 
 

@@ -12,6 +12,10 @@ Sources (:class:`EncoderConfig`):
 :class:`LightnessEncoder` wraps the network: RGB in (uint8 or [0, 1] floats), CIE L computed on the
 device, feature maps of the requested taps out. It can freeze the network up to a tap; frozen parts
 stay in eval mode (BatchNorm statistics frozen too) whatever ``train()`` is called with.
+
+``postprocess`` (:mod:`transfer.postprocess`) prepares the network after loading, random baselines too:
+BatchNorm absorption, or absorption then data-dependent rescaling on a fixed batch of builtin photos.
+Exported weights record what was done to them and load into the same (BatchNorm-free) structure.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from selfsup_color.core.color import rgb_to_lightness
 from selfsup_color.models import ColorizationNet, build_model
 from selfsup_color.pretexts import build_pretext
 
+from .postprocess import POSTPROCESS, Postprocess, absorb_batchnorm, postprocess
+
 EXPORT_FORMAT = "selfsup-color-encoder/1"
 """The ``format`` field of exported encoder weights."""
 NET_PREFIX = "net."
@@ -47,6 +53,11 @@ class EncoderConfig:
         arch, arch_options: the architecture when there is no checkpoint (``build_model`` names).
             With a checkpoint they must be left unset or agree with it.
         seed: seeds the random initialisation.
+        postprocess: after loading, ``"absorb_bn"`` folds BatchNorms into the layers before them;
+            ``"rescale"`` also rescales every layer to unit-variance outputs on builtin photos
+            (Krähenbühl et al. 2016, within-layer); ``"calibrate"`` instead equalises the layers'
+            gradient-to-weight ratios (between-layer, the authors' ``magic_init -cs`` call; needs a
+            network whose BatchNorms all fold). Applies to the random baseline too.
     """
 
     ckpt_path: str | None = None
@@ -54,8 +65,11 @@ class EncoderConfig:
     arch: str | None = None
     arch_options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    postprocess: Postprocess = "none"
 
     def __post_init__(self) -> None:
+        if self.postprocess not in POSTPROCESS:
+            raise ValueError(f"encoder.postprocess must be one of {POSTPROCESS}, got {self.postprocess!r}")
         if self.init not in ("pretrained", "random"):
             raise ValueError(f"encoder.init must be 'pretrained' or 'random', got {self.init!r}")
         if self.init == "pretrained" and not self.ckpt_path:
@@ -66,9 +80,11 @@ class EncoderConfig:
     @property
     def label(self) -> str:
         """A short name for tables: ``run/last.ckpt`` (or the file's name), or ``random init (...)``."""
+        suffix = "" if self.postprocess == "none" else f", {self.postprocess}"
         if self.init == "random":
-            return f"random init ({self.arch or checkpoint_name(str(self.ckpt_path)) + ' architecture'})"
-        return checkpoint_name(str(self.ckpt_path))
+            source = self.arch or checkpoint_name(str(self.ckpt_path)) + " architecture"
+            return f"random init ({source}{suffix})"
+        return checkpoint_name(str(self.ckpt_path)) + (f" ({self.postprocess})" if suffix else "")
 
 
 def checkpoint_name(path: str) -> str:
@@ -86,6 +102,8 @@ class LoadedWeights:
     state_dict: dict[str, Tensor]
     source: str
     step: int | None = None
+    postprocess: dict[str, Any] | None = None
+    """What :func:`~transfer.postprocess.postprocess` did to exported weights (None: nothing)."""
 
 
 def read_weights(path: str | Path) -> LoadedWeights:
@@ -101,7 +119,12 @@ def read_weights(path: str | Path) -> LoadedWeights:
         ) from error
     if isinstance(data, dict) and data.get("format") == EXPORT_FORMAT:
         return LoadedWeights(
-            data["arch"], dict(data["arch_options"]), data["state_dict"], str(path), data.get("step")
+            data["arch"],
+            dict(data["arch_options"]),
+            data["state_dict"],
+            str(path),
+            data.get("step"),
+            data.get("postprocess"),
         )
     ckpt = read_checkpoint(path)
     hparams = ckpt.get("hyper_parameters", {})
@@ -141,10 +164,27 @@ def load_network(config: EncoderConfig) -> tuple[ColorizationNet, KeyReport | No
         net = build_model(arch, **options)
     if config.init == "random" or weights is None:
         rank_zero_info(f"Encoder: {arch} {options}, random init (seed {config.seed})")
+        prepare(net, config.postprocess)
         return net, None
+    if weights.postprocess and weights.postprocess.get("absorbed"):
+        absorb_batchnorm(net)  # the file's structure: BatchNorms folded away
     report = load_state_strict(net, net.upgrade_state_dict(weights.state_dict), weights.source)
     rank_zero_info(f"Encoder: {arch} {options} from {weights.source} (step {weights.step}): {report}")
+    prepare(net, config.postprocess)
     return net, report
+
+
+def prepare(net: ColorizationNet, mode: str) -> dict[str, Any]:
+    """:func:`~transfer.postprocess.postprocess` with its outcome logged."""
+    record = postprocess(net, mode)
+    if mode != "none":
+        rank_zero_info(
+            f"Encoder post-processing {mode}: {len(record['absorbed'])} BatchNorms absorbed, "
+            f"{len(record['kept'])} kept {record['kept']}"
+            + (f", {len(record['rescaled'])} layers rescaled" if "rescaled" in record else "")
+            + (f", gradient ratios calibrated in {record['rounds']} rounds" if "rounds" in record else "")
+        )
+    return record
 
 
 def save_weights(
@@ -158,13 +198,26 @@ def save_weights(
     return out
 
 
-def export_encoder(checkpoint: str | Path, out: str | Path) -> Path:
-    """Write the network of a pretraining checkpoint as standalone weights (no optimiser, no prior)."""
+def export_encoder(checkpoint: str | Path, out: str | Path, postprocess: Postprocess = "none") -> Path:
+    """Write the network of a pretraining checkpoint as standalone weights (no optimiser, no prior),
+    after ``postprocess`` (see :class:`EncoderConfig`); the file records what was done."""
+    net, _ = load_network(EncoderConfig(ckpt_path=str(checkpoint)))  # strict: refuses a broken file
     weights = read_weights(checkpoint)
-    net = build_model(weights.arch, **weights.arch_options)
-    load_state_strict(net, net.upgrade_state_dict(weights.state_dict), weights.source)  # refuse a broken file
+    previous = weights.postprocess or {}
+    record = prepare(net, postprocess)
+    absorbed = [*previous.get("absorbed", []), *record.get("absorbed", [])]
+    if absorbed:  # how load_network knows the file's structure
+        record["absorbed"] = absorbed
+    if previous:
+        record["previous"] = previous
     return save_weights(
-        net, weights.arch, weights.arch_options, out, step=weights.step, source=str(checkpoint)
+        net,
+        weights.arch,
+        weights.arch_options,
+        out,
+        step=weights.step,
+        source=str(checkpoint),
+        postprocess=record,
     )
 
 

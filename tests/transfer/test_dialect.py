@@ -90,4 +90,8 @@ def test_report_and_export_take_config_and_print_it(tmp_path: Path, capsys) -> N
     assert yaml.safe_load(capsys.readouterr().out) == {"results": ["a.json", "b.json"], "out": "r.md"}
     with pytest.raises(SystemExit):
         main(["export", "--ckpt_path", "x.ckpt", "--out", "e.pt", "--print_config"])
-    assert yaml.safe_load(capsys.readouterr().out) == {"ckpt_path": "x.ckpt", "out": "e.pt"}
+    assert yaml.safe_load(capsys.readouterr().out) == {
+        "ckpt_path": "x.ckpt",
+        "out": "e.pt",
+        "postprocess": "none",
+    }
