@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -25,6 +25,51 @@ def check_data_source(format: str, root: str, val_fraction: float) -> None:
         raise ValueError("data.root is required: the dataset folder")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+
+
+@dataclass(frozen=True)
+class AnnotatedImages:
+    """Where COCO- or VOC-annotated images are and how they split (detection, multi-label classification).
+
+    Args:
+        format: ``"coco"`` (instances JSON + image folder) or ``"voc"`` (Pascal VOC folders).
+        root: coco: the folder that ``images``/``annotations`` are relative to; voc: the folder
+            holding ``VOCdevkit/VOC<year>``.
+        images, annotations: coco: the training image folder and instances JSON.
+        val_images, val_annotations: coco: a separate validation set (e.g. val2017); unset: split
+            ``annotations`` by ``val_fraction``/``split_seed`` or by ``split_file`` (JSON with
+            ``"train"`` and ``"val"`` image-id lists). The split used goes to ``<out_dir>/split.json``.
+        train_sets, val_set: voc: image sets as ``"<year>-<set>"`` (``["2007-trainval"]``, ``"2007-test"``).
+        max_train_images, max_val_images: keep the first N of each split (quick runs).
+    """
+
+    format: Literal["coco", "voc"] = "coco"
+    root: str = ""
+    images: str = "images"
+    annotations: str = "annotations/instances.json"
+    val_images: str | None = None
+    val_annotations: str | None = None
+    val_fraction: float = 0.2
+    split_seed: int = 0
+    split_file: str | None = None
+    train_sets: list[str] = field(default_factory=lambda: ["2007-trainval"])
+    val_set: str = "2007-test"
+    max_train_images: int | None = None
+    max_val_images: int | None = None
+
+    def __post_init__(self) -> None:
+        check_data_source(self.format, self.root, self.val_fraction)
+        if (self.val_images is None) != (self.val_annotations is None):
+            raise ValueError("data.val_images and data.val_annotations go together: set both or neither")
+        if self.val_annotations is not None and self.split_file is not None:
+            raise ValueError("data.split_file splits one JSON; it cannot be used with data.val_annotations")
+        if not self.train_sets or any("-" not in s for s in self.train_sets) or "-" not in self.val_set:
+            raise ValueError(
+                "data.train_sets and data.val_set must be '<year>-<set>' names, "
+                f"got {self.train_sets} and {self.val_set!r}"
+            )
+        for key in ("max_train_images", "max_val_images"):
+            check_positive(f"data.{key}", getattr(self, key), allow_none=True)
 
 
 @dataclass(frozen=True)

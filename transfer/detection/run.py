@@ -16,7 +16,7 @@ from torchvision.models.detection import FasterRCNN
 from selfsup_color.data.sampling import seed_worker
 from selfsup_color.data.splits import read_split
 
-from ..common import OptimConfig, check_data_source, check_positive
+from ..common import AnnotatedImages, OptimConfig, check_positive
 from ..encoder import EncoderConfig, build_encoder
 from ..report import Result
 from ..trainer import TrainerSpec
@@ -41,36 +41,14 @@ RCNN_OPTIONS = frozenset(inspect.signature(FasterRCNN.__init__).parameters).diff
 
 
 @dataclass(frozen=True)
-class DetectionDataConfig:
-    """Where the images and boxes are, how they are split and resized.
+class DetectionDataConfig(AnnotatedImages):
+    """Where the images and boxes are (:class:`~transfer.common.AnnotatedImages`), how they are resized.
 
     Args:
-        format: ``"coco"`` (instances JSON + image folder) or ``"voc"`` (Pascal VOC folders).
-        root: coco: the folder that ``images``/``annotations`` are relative to; voc: the folder
-            holding ``VOCdevkit/VOC<year>``.
-        images, annotations: coco: the training image folder and instances JSON.
-        val_images, val_annotations: coco: a separate validation set (e.g. val2017); unset: split
-            ``annotations`` by ``val_fraction``/``split_seed`` or by ``split_file`` (JSON with
-            ``"train"`` and ``"val"`` image-id lists). The split used goes to ``<out_dir>/split.json``.
-        train_sets, val_set: voc: image sets as ``"<year>-<set>"`` (``["2007-trainval"]``, ``"2007-test"``).
-        max_train_images, max_val_images: keep the first N of each split (quick runs).
         min_size, max_size: resize (shorter side; cap on the longer side), in the loader and the model.
         flip: random horizontal flips for training.
     """
 
-    format: Literal["coco", "voc"] = "coco"
-    root: str = ""
-    images: str = "images"
-    annotations: str = "annotations/instances.json"
-    val_images: str | None = None
-    val_annotations: str | None = None
-    val_fraction: float = 0.2
-    split_seed: int = 0
-    split_file: str | None = None
-    train_sets: list[str] = field(default_factory=lambda: ["2007-trainval"])
-    val_set: str = "2007-test"
-    max_train_images: int | None = None
-    max_val_images: int | None = None
     min_size: int = 800
     max_size: int = 1333
     flip: bool = True
@@ -78,18 +56,7 @@ class DetectionDataConfig:
     num_workers: int = 4
 
     def __post_init__(self) -> None:
-        check_data_source(self.format, self.root, self.val_fraction)
-        if (self.val_images is None) != (self.val_annotations is None):
-            raise ValueError("data.val_images and data.val_annotations go together: set both or neither")
-        if self.val_annotations is not None and self.split_file is not None:
-            raise ValueError("data.split_file splits one JSON; it cannot be used with data.val_annotations")
-        if not self.train_sets or any("-" not in s for s in self.train_sets) or "-" not in self.val_set:
-            raise ValueError(
-                "data.train_sets and data.val_set must be '<year>-<set>' names, "
-                f"got {self.train_sets} and {self.val_set!r}"
-            )
-        for key in ("max_train_images", "max_val_images"):
-            check_positive(f"data.{key}", getattr(self, key), allow_none=True)
+        super().__post_init__()
         for key in ("min_size", "max_size", "batch_size"):
             check_positive(f"data.{key}", getattr(self, key))
         if self.max_size < self.min_size:

@@ -22,8 +22,7 @@ from __future__ import annotations
 import random
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -32,7 +31,7 @@ from torch.utils.data import Dataset
 from selfsup_color.data.dataset import UnreadableImageWarning
 from selfsup_color.data.decode import read_crop
 
-from ..common import check_data_source, check_positive
+from ..common import AnnotatedImages, check_positive
 from ..detection.data import Annotation, ImageRecord
 from .metrics import IGNORED
 
@@ -48,38 +47,17 @@ def image_labels(objects: Sequence[Annotation], num_classes: int) -> Tensor:
 
 
 @dataclass(frozen=True)
-class MultilabelDataConfig:
-    """Where the images and their objects are, and how they are cropped.
+class MultilabelDataConfig(AnnotatedImages):
+    """Where the images and their objects are (:class:`~transfer.common.AnnotatedImages`; a COCO split is
+    detection's), and how they are cropped.
 
     Args:
-        format: ``"coco"`` (instances JSON + image folder) or ``"voc"`` (Pascal VOC folders).
-        root: coco: the folder that ``images``/``annotations`` are relative to; voc: the folder
-            holding ``VOCdevkit/VOC<year>``.
-        images, annotations: coco: the training image folder and instances JSON.
-        val_images, val_annotations: coco: a separate validation set; unset: split ``annotations``
-            by ``val_fraction``/``split_seed`` (detection's split) or by ``split_file``. The split
-            used goes to ``<out_dir>/split.json``.
-        train_sets, val_set: voc: image sets as ``"<year>-<set>"`` (``["2007-trainval"]``, ``"2007-test"``).
-        max_train_images, max_val_images: keep the first N of each split (quick runs).
         crop: side of the square crops (the protocol's 227).
         resize: the shorter side that the scale factor multiplies (None: the stored image's).
         min_scale, max_scale: range of the random scale factor (the protocol's 0.5 and 2.0).
         eval_crops: random crops per evaluation image, scores averaged (the protocol reports 1 and 10).
     """
 
-    format: Literal["coco", "voc"] = "coco"
-    root: str = ""
-    images: str = "images"
-    annotations: str = "annotations/instances.json"
-    val_images: str | None = None
-    val_annotations: str | None = None
-    val_fraction: float = 0.2
-    split_seed: int = 0
-    split_file: str | None = None
-    train_sets: list[str] = field(default_factory=lambda: ["2007-trainval"])
-    val_set: str = "2007-test"
-    max_train_images: int | None = None
-    max_val_images: int | None = None
     crop: int = 227
     resize: int | None = None
     min_scale: float = 0.5
@@ -91,9 +69,8 @@ class MultilabelDataConfig:
     """Seeds the crops: training ones per epoch, evaluation ones once for all."""
 
     def __post_init__(self) -> None:
-        check_data_source(self.format, self.root, self.val_fraction)
-        for key in ("max_train_images", "max_val_images", "resize"):
-            check_positive(f"data.{key}", getattr(self, key), allow_none=True)
+        super().__post_init__()
+        check_positive("data.resize", self.resize, allow_none=True)
         for key in ("crop", "eval_crops", "batch_size"):
             check_positive(f"data.{key}", getattr(self, key))
         if not 0 < self.min_scale <= self.max_scale:
