@@ -30,10 +30,15 @@ import yaml
 from experiments.paths import REPO, SHARED
 
 PRETRAIN_RECIPE = REPO / "experiments" / "pretrain" / "eccv16-w025_imagenette64_cpu1x64_1500.yaml"
+ALEXNET_RECIPE = REPO / "experiments" / "pretrain" / "alexnet-w025_imagenette96_cpu1x32_600.yaml"
 TRANSFER = REPO / "experiments" / "transfer"
 LINEAR_RECIPE = TRANSFER / "linear_imagenette64_cpu.yaml"
 KNN_RECIPE = TRANSFER / "knn_imagenette64_cpu.yaml"
 HYMENOPTERA_RECIPE = TRANSFER / "linear_hymenoptera_cpu.yaml"
+ALEXNET_LINEAR_RECIPE = TRANSFER / "linear_imagenette96_alexnet_cpu.yaml"
+MULTILABEL_RECIPE = TRANSFER / "multilabel_coco128_cpu.yaml"
+FROM_FC7 = ("--multilabel.freeze_at", "fc7", "--multilabel.tap", "fc7")
+"""The protocol's ``--train-from drop7``: the encoder frozen through fc7, the classifier trained on it."""
 SPLITS = REPO / "experiments" / "results" / "splits"
 IMAGENET_PRIOR = SHARED / "reference" / "imagenet_prior_313.txt"
 CBSD68_PROCESS_SIZE = 64
@@ -51,6 +56,10 @@ class Arm:
     label: str
     overrides: tuple[str, ...] | None = None
     """``selfsup-color fit`` overrides; None for the arms that are not pretrained (baselines)."""
+    recipe: Path = PRETRAIN_RECIPE
+    """The pretraining recipe (random arms: the architecture they rebuild)."""
+    transfer: tuple[str, ...] = ()
+    """Encoder options of every transfer stage of the arm (e.g. the paper's post-processing)."""
 
     @property
     def pretext(self) -> bool:
@@ -73,6 +82,13 @@ PRETEXTS = (
 RANDOM = Arm("random", "random init")
 SUPERVISED = Arm("supervised", "supervised from scratch")
 ARMS = (*PRETEXTS, RANDOM, SUPERVISED)
+RESCALED = ("--encoder.postprocess", "rescale")
+ALEXNET_ARMS = (
+    Arm("alexnet", "colorization AlexNet, rescaled", (), ALEXNET_RECIPE, RESCALED),
+    Arm("alexnet-random", "random AlexNet, rescaled", None, ALEXNET_RECIPE, RESCALED),
+)
+"""The CPU miniature of the paper's pipeline (issue 17): the colorization AlexNet and its rescaled random
+baseline, post-processed as the authors' ``postprocess_model.sh`` before every transfer."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +151,7 @@ def pretrain_stage(root: Path, arm: Arm, seed: int) -> PretrainStage:
         "selfsup-color",
         "fit",
         "--config",
-        str(PRETRAIN_RECIPE),
+        str(arm.recipe),
         "--seed_everything",
         str(seed),
         "--data.seed",
@@ -147,17 +163,19 @@ def pretrain_stage(root: Path, arm: Arm, seed: int) -> PretrainStage:
         *(arm.overrides or ()),
         *resume,
     )
-    return PretrainStage(f"pretrain/{arm.name}/seed{seed}", command, last, ("imagenette",), recipe_steps())
+    return PretrainStage(
+        f"pretrain/{arm.name}/seed{seed}", command, last, ("imagenette",), recipe_steps(arm.recipe)
+    )
 
 
 def encoder_args(root: Path, arm: Arm, seed: int) -> tuple[str, ...]:
     """``selfsup-transfer`` arguments naming the encoder of ``arm`` at ``seed`` (and seeding the run)."""
     seeded = ("--seed_everything", str(seed))
     if arm.pretext:
-        return ("--encoder.ckpt_path", str(pretrain_checkpoint(root, arm.name, seed)), *seeded)
+        return ("--encoder.ckpt_path", str(pretrain_checkpoint(root, arm.name, seed)), *seeded, *arm.transfer)
     if arm is SUPERVISED:
         return ("--encoder.ckpt_path", str(supervised_weights(root)), *seeded)
-    model = read_recipe()["model"]
+    model = read_recipe(arm.recipe)["model"]
     options = ", ".join(f"{k}: {v}" for k, v in model.get("arch_options", {}).items())
     return (
         "--encoder.arch",
@@ -168,11 +186,20 @@ def encoder_args(root: Path, arm: Arm, seed: int) -> tuple[str, ...]:
         "--encoder.seed",
         str(seed),
         *seeded,
+        *arm.transfer,
     )
 
 
 def transfer_stage(
-    root: Path, kind: str, task: str, recipe: Path, arm: Arm, seed: int, output: str, data: tuple[str, ...]
+    root: Path,
+    kind: str,
+    task: str,
+    recipe: Path,
+    arm: Arm,
+    seed: int,
+    output: str,
+    data: tuple[str, ...],
+    extra: tuple[str, ...] = (),
 ) -> Stage:
     """``selfsup-transfer task`` of one encoder (no baselines: each arm is its own stage)."""
     folder = run_dir(root, kind, arm.name, seed)
@@ -186,6 +213,7 @@ def transfer_stage(
         "--out_dir",
         str(folder),
         f"--baselines={baselines}",
+        *extra,
     )
     if kind in ("detection", "segmentation"):
         command += ("--data.split_file", str(SPLITS / f"coco128_{kind}.json"))
@@ -257,4 +285,29 @@ def stages(root: Path) -> list[Stage]:
                 recipe = TRANSFER / f"{kind}_coco128_cpu.yaml"
                 output = f"{kind}_coco128.json"
                 out.append(transfer_stage(root, kind, kind, recipe, arm, seed, output, ("coco128",)))
+    out += alexnet_stages(root)
+    return out
+
+
+def alexnet_stages(root: Path) -> list[Stage]:
+    """The CPU miniature of the paper's pipeline, last: pretraining, then linear probes on Imagenette
+    (96 px) and multi-label classification from fc7 on COCO128 (detection's split), both arms rescaled."""
+    pretrained = ALEXNET_ARMS[0]
+    out: list[Stage] = [pretrain_stage(root, pretrained, seed) for seed in SEEDS]
+    both = [(arm, seed) for seed in SEEDS for arm in ALEXNET_ARMS]
+    out += [
+        transfer_stage(
+            root, "alexnet-linear", "linear", ALEXNET_LINEAR_RECIPE, a, s, "linear_imagenette96.json",
+            ("imagenette",),
+        )
+        for a, s in both
+    ]  # fmt: skip
+    split = ("--data.split_file", str(SPLITS / "coco128_detection.json"))
+    out += [
+        transfer_stage(
+            root, "alexnet-multilabel", "multilabel", MULTILABEL_RECIPE, a, s, "multilabel_coco128.json",
+            ("coco128",), (*FROM_FC7, *split),
+        )
+        for a, s in both
+    ]  # fmt: skip
     return out
