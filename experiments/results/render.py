@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from experiments.paths import REPO
-from experiments.results.stages import ARMS, PRETEXTS, RANDOM, SPLITS, SUPERVISED
+from experiments.results.stages import ALEXNET_ARMS, ARMS, PRETEXTS, RANDOM, SPLITS, SUPERVISED
 from experiments.results.stats import gap_share, summarize, welch_contrast
 from selfsup_color.data.decode import load_rgb
 
 DOCS = REPO / "docs"
 FIGURES = DOCS / "results"
 COMMENTARY = REPO / "experiments" / "results" / "commentary.md"
-LABELS = {arm.name: arm.label for arm in ARMS} | {"gray": "gray (ab = 0)"}
+LABELS = {arm.name: arm.label for arm in (*ARMS, *ALEXNET_ARMS)} | {"gray": "gray (ab = 0)"}
+ALEXNET_CONTRAST = ((ALEXNET_ARMS[0].name, ALEXNET_ARMS[1].name),)
+"""The colorization AlexNet against its rescaled random baseline."""
 CONTRASTS = (*((p.name, RANDOM.name) for p in PRETEXTS), (PRETEXTS[0].name, PRETEXTS[1].name))
 """Each pretext against random init, and the full method against no rebalancing."""
 MIN_GAP = 2.0
@@ -165,12 +167,18 @@ def copy_figure(src: Path, name: str) -> str:
 
 
 def per_layer_section(
-    block: Block, seeds: dict[str, list[int]], stage: str, title: str, name: str, gaps: bool = True
+    block: Block,
+    seeds: dict[str, list[int]],
+    stage: str,
+    title: str,
+    name: str,
+    gaps: bool = True,
+    pairs: Sequence[tuple[str, str]] = CONTRASTS,
 ) -> str:
     """Mean ± sd, contrasts, gap shares (unless ``gaps`` is False) and curves of one probe."""
     if not block:
         return pending(stage)
-    text = spread_table(block, seeds) + "\n" + contrast_table(block)
+    text = spread_table(block, seeds) + "\n" + contrast_table(block, pairs)
     shares = gap_table(block) if gaps else ""
     text += ("\n" + shares if shares else "") + "\n"
     return text + figure_link(curves(block, FIGURES / name, title, "top-1 (%), mean ± sd over seeds"))
@@ -232,6 +240,24 @@ def coco_section(summary: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def alexnet_section(summary: dict[str, Any]) -> str:
+    """The CPU miniature of the paper's pipeline: rescaled linear probes and multi-label mAP."""
+    block, seeds = summary["alexnet"], summary["seeds"]
+    text = "**Linear probes on Imagenette (96 px), both networks rescaled**\n\n"
+    text += per_layer_section(
+        block["imagenette_linear_top1"], seeds["alexnet/imagenette_linear_top1"],
+        "alexnet-linear/alexnet/seed0", "AlexNet linear probes, Imagenette val (3,925 images)",
+        "linear_imagenette96_alexnet.png", gaps=False, pairs=ALEXNET_CONTRAST,
+    )  # fmt: skip
+    text += "\n**Multi-label classification on COCO128 from fc7 (VOC07 protocol, detection's split)**\n\n"
+    multilabel = block["coco128_multilabel"]
+    if not multilabel:
+        return text + pending("alexnet-multilabel/alexnet/seed0")
+    shown = renamed(multilabel, {"map": "mAP, 10 crops (%)", "map_1crop": "mAP, 1 crop (%)"})
+    text += spread_table(shown, seeds["alexnet/coco128_multilabel"]) + "\n"
+    return text + contrast_table(shown, ALEXNET_CONTRAST)
+
+
 def priors_section(summary: dict[str, Any], root: Path | None) -> str:
     rows = [
         [name, str(s.get("images", "-")), f"{s['entropy_bits']:.2f}", str(s["bins_for_90_percent"]),
@@ -289,6 +315,8 @@ def render(summary_path: Path, root: Path | None = None, out: Path = DOCS / "res
         ("4. Colorization quality on CBSD68", "cbsd68", lambda: cbsd68_section(summary, root)),
         ("5. Transfer to COCO128", "coco128", lambda: coco_section(summary)),
         ("6. The ab prior of each data set", "priors", lambda: priors_section(summary, root)),
+        ("7. The paper's pipeline in miniature: the colorization AlexNet on the CPU", "alexnet",
+         lambda: alexnet_section(summary)),
     ]  # fmt: skip
     FIGURES.mkdir(parents=True, exist_ok=True)
     text = notes.get("intro", "# Results\n")

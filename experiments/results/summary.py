@@ -6,11 +6,13 @@ is absent)::
     {"imagenette": {"linear_top1": {ARM: {TAP: [...]}}, "knn_top1": {...},
                     "cbsd68": {ARM: {METRIC: [...]}}},
      "hymenoptera": {"linear_top1": {...}},
+     "alexnet": {"imagenette_linear_top1": {ARM: {TAP: [...]}}, "coco128_multilabel": {ARM: {...}}},
      "coco128": {"detection": {ARM: {"map": [...], "map_50": [...]}}, "segmentation": {...}},
      "seeds": {BLOCK: {ARM: [seed, ...]}}, "cbsd68_about": {...}, "priors": {...},
      "recipes": {...}, "commits": {STAGE: commit}, "compute_minutes": {STAGE KIND: minutes}}
 
-ARM is one of ``rebalanced``, ``lam1``, ``l2``, ``random``, ``supervised`` (CBSD68 adds ``gray``).
+ARM is one of ``rebalanced``, ``lam1``, ``l2``, ``random``, ``supervised`` (CBSD68 adds ``gray``); the
+``alexnet`` block (the CPU miniature of the paper's pipeline) has ``alexnet`` and ``alexnet-random``.
 """
 
 from __future__ import annotations
@@ -23,17 +25,23 @@ from typing import Any
 
 from experiments.paths import REPO
 from experiments.results.stages import (
+    ALEXNET_ARMS,
+    ALEXNET_LINEAR_RECIPE,
+    ALEXNET_RECIPE,
     ARMS,
     CBSD68_PROCESS_SIZE,
+    FROM_FC7,
     HYMENOPTERA_RECIPE,
     KNN_RECIPE,
     LINEAR_RECIPE,
+    MULTILABEL_RECIPE,
     PRETEXTS,
     PRETRAIN_RECIPE,
     RANDOM,
     SPLITS,
     SUPERVISED,
     TRANSFER,
+    Arm,
     run_dir,
 )
 from transfer.report import Result, read_results
@@ -48,11 +56,13 @@ def _relative(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def _arm_results(root: Path, kind: str, output: str) -> dict[str, dict[int, Result]]:
+def _arm_results(
+    root: Path, kind: str, output: str, arms: tuple[Arm, ...] = ARMS
+) -> dict[str, dict[int, Result]]:
     """arm -> seed -> the encoder's result of stage ``kind`` (supervised: the random seed-0 stage's
     second row for ``linear``, its own stages otherwise)."""
     found: dict[str, dict[int, Result]] = defaultdict(dict)
-    for arm in ARMS:
+    for arm in arms:
         for seed in arm.seeds:
             path = run_dir(root, kind, arm.name, seed) / output
             if path.is_file():
@@ -68,12 +78,16 @@ def _percent(value: float) -> float:
 
 
 def _per_seed(
-    root: Path, kind: str, output: str, cells: Callable[[Result], dict[str, float]]
+    root: Path,
+    kind: str,
+    output: str,
+    cells: Callable[[Result], dict[str, float]],
+    arms: tuple[Arm, ...] = ARMS,
 ) -> tuple[dict, dict]:
     """(arm -> column -> [value per seed in percent], arm -> [seeds]); ``cells`` picks a result's columns."""
     values: dict[str, dict[str, list[float]]] = {}
     seeds: dict[str, list[int]] = {}
-    for arm, by_seed in _arm_results(root, kind, output).items():
+    for arm, by_seed in _arm_results(root, kind, output, arms).items():
         order = sorted(by_seed)
         rows = [cells(by_seed[s]) for s in order]
         values[arm] = {column: [_percent(row[column]) for row in rows] for column in rows[0]}
@@ -81,14 +95,20 @@ def _per_seed(
     return values, seeds
 
 
-def per_layer(root: Path, kind: str, output: str, metric: str) -> tuple[dict, dict]:
+def per_layer(
+    root: Path, kind: str, output: str, metric: str, arms: tuple[Arm, ...] = ARMS
+) -> tuple[dict, dict]:
     """(arm -> tap -> [value per seed], arm -> [seeds]) of a per-layer evaluation."""
-    return _per_seed(root, kind, output, lambda r: {tap: r.metrics[tap][metric] for tap in r.layers()})
+    return _per_seed(root, kind, output, lambda r: {t: r.metrics[t][metric] for t in r.layers()}, arms)
 
 
-def whole_network(root: Path, kind: str, output: str, metrics: tuple[str, ...]) -> tuple[dict, dict]:
+def whole_network(
+    root: Path, kind: str, output: str, metrics: tuple[str, ...], arms: tuple[Arm, ...] = ARMS
+) -> tuple[dict, dict]:
     """(arm -> metric -> [value per seed], arm -> [seeds]) of a single-row evaluation (detection, ...)."""
-    return _per_seed(root, kind, output, lambda r: {m: next(iter(r.metrics.values()))[m] for m in metrics})
+    return _per_seed(
+        root, kind, output, lambda r: {m: next(iter(r.metrics.values()))[m] for m in metrics}, arms
+    )
 
 
 def cbsd68(root: Path) -> tuple[dict, dict, dict]:
@@ -147,6 +167,11 @@ def recipes() -> dict[str, Any]:
         "detection": _relative(TRANSFER / "detection_coco128_cpu.yaml"),
         "segmentation": _relative(TRANSFER / "segmentation_coco128_cpu.yaml"),
         "coco128_splits": _relative(SPLITS),
+        "alexnet_pretrain": _relative(ALEXNET_RECIPE),
+        "alexnet_linear": _relative(ALEXNET_LINEAR_RECIPE),
+        "alexnet_multilabel": _relative(MULTILABEL_RECIPE),
+        "alexnet_multilabel_overrides": list(FROM_FC7),
+        "alexnet_transfer_options": list(ALEXNET_ARMS[0].transfer),
         "cbsd68_process_size": CBSD68_PROCESS_SIZE,
     }
 
@@ -161,12 +186,19 @@ def collect(root: Path) -> dict[str, Any]:
         root, "segmentation", "segmentation_coco128.json", ("miou", "pixel_acc")
     )
     colour, colour_seeds, about = cbsd68(root)
+    alex_linear, alex_linear_seeds = per_layer(
+        root, "alexnet-linear", "linear_imagenette96.json", "top1", ALEXNET_ARMS
+    )
+    alex_multilabel, alex_multilabel_seeds = whole_network(
+        root, "alexnet-multilabel", "multilabel_coco128.json", ("map", "map_1crop"), ALEXNET_ARMS
+    )
     priors = root / "priors" / "priors.json"
     commits, minutes = manifest_figures(root)
     return {
         "imagenette": {"linear_top1": linear, "knn_top1": knn, "cbsd68": colour},
         "hymenoptera": {"linear_top1": hymenoptera},
         "coco128": {"detection": detection, "segmentation": segmentation},
+        "alexnet": {"imagenette_linear_top1": alex_linear, "coco128_multilabel": alex_multilabel},
         "seeds": {
             "imagenette/linear_top1": linear_seeds,
             "imagenette/knn_top1": knn_seeds,
@@ -174,6 +206,8 @@ def collect(root: Path) -> dict[str, Any]:
             "hymenoptera/linear_top1": hymenoptera_seeds,
             "coco128/detection": detection_seeds,
             "coco128/segmentation": segmentation_seeds,
+            "alexnet/imagenette_linear_top1": alex_linear_seeds,
+            "alexnet/coco128_multilabel": alex_multilabel_seeds,
         },
         "cbsd68_about": about,
         "priors": json.loads(priors.read_text()) if priors.is_file() else {},

@@ -273,3 +273,32 @@ def test_cbsd68_commands_parse_strictly(
     expected = {f"{arm.name}/seed{seed}" for arm in PRETEXTS for seed in arm.seeds}
     assert set(config["ckpt_path"]) == expected and config["process_size"] == 64
     assert config["inputs"] == [str(Path(__file__).resolve().parents[2] / "data" / "cbsd68")]
+
+
+def test_alexnet_miniature_is_summarised_and_rendered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(render_module, "FIGURES", tmp_path / "figures")
+    root = tmp_path / "results"
+    for seed in SEEDS:
+        for arm, base in (("alexnet", 0.40), ("alexnet-random", 0.30)):
+            top1 = [base + 0.01 * seed, base + 0.05 + 0.01 * seed]
+            write_report([per_layer_result("linear", "imagenette96", top1)],
+                         root / "alexnet-linear" / arm / f"seed{seed}", "linear_imagenette96")  # fmt: skip
+            scores = {"fc7": {"map": base / 2 + 0.01 * seed, "map_1crop": base / 2}}
+            write_report([Result("multilabel", "coco128", "x", scores)],
+                         root / "alexnet-multilabel" / arm / f"seed{seed}", "multilabel_coco128")  # fmt: skip
+    summary = collect(root)["alexnet"]
+    assert summary["imagenette_linear_top1"]["alexnet"]["conv2"] == pytest.approx([45.0, 46.0, 47.0])
+    assert summary["coco128_multilabel"]["alexnet-random"]["map"] == pytest.approx([15.0, 16.0, 17.0])
+    assert collect(root)["imagenette"]["linear_top1"] == {}  # the miniature stays out of the main study
+    (tmp_path / "summary.json").write_text(json.dumps(collect(root)))
+    page = render_module.render(tmp_path / "summary.json", root, out=tmp_path / "results.md").read_text()
+    section = page.split("## 7.")[1]
+    assert "colorization AlexNet, rescaled | 3 |" in section and "random AlexNet, rescaled | 3 |" in section
+    # +10 points at conv1 with sd 1 each side: the Welch interval excludes 0, so it is bold
+    assert "| alexnet - alexnet-random | **+10.0 [" in section
+    assert (
+        "mAP, 10 crops (%)" in section
+        and (tmp_path / "figures" / "linear_imagenette96_alexnet.png").is_file()
+    )
