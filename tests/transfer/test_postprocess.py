@@ -241,3 +241,19 @@ def channel_std(value: torch.Tensor) -> float:
 def test_gradient_ratio_calibration_refuses_batchnorms_left_in_place() -> None:
     with pytest.raises(ValueError, match=r"BatchNorms \['conv1.4'"):
         postprocess(randomised(*ECCV16), "calibrate", calibration_batch(crops=2, size=32))
+
+
+def test_the_colorization_alexnet_goes_through_the_authors_whole_post_processing(
+    held_out: torch.Tensor, photos: torch.Tensor
+) -> None:
+    """alexnet is conv -> BatchNorm -> ReLU, as the authors' net: every BatchNorm folds with its taps
+    unchanged (``absorb_bn``), then the net is BatchNorm-free, so magic_init's ``-cs`` calibration runs."""
+    net = randomised("alexnet", {"width": 0.25})
+    before = taps(net, held_out)
+    record = absorb_batchnorm(net)
+    assert len(record["absorbed"]) == 7 and record["kept"] == []  # conv1..conv5, fc6, fc7
+    for name, value in taps(net, held_out).items():
+        scale = float(value.abs().max())
+        torch.testing.assert_close(value, before[name], rtol=1e-5, atol=1e-5 * scale)
+    calibrated = postprocess(randomised("alexnet", {"width": 0.25}), "calibrate", photos)
+    assert len(calibrated["absorbed"]) == 7 and calibrated["rounds"] >= 1
