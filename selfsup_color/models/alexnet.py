@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from ..core.bins import Q
 from .base import ColorizationNet
-from .init import check_scheme, init_weights
+from .init import check_scheme, checked_width, init_weights
 from .layers import LogitsConv
 
 GROUPS = 2
@@ -119,10 +119,7 @@ class AlexNet(ColorizationNet):
 
     def __init__(self, width: float = 1.0, init: str = "kaiming", num_outputs: int = Q) -> None:
         super().__init__()
-        if not width > 0:
-            raise ValueError(f"width must be positive, got {width}")
-        self.width = width
-        self.init = check_scheme(init)
+        self.width, self.init = checked_width(width), check_scheme(init)
         self._channels: dict[str, int] = {}
         self._strides: dict[str, int] = {}
         channels, stride = 1, 1

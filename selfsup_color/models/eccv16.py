@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..core.bins import Q
 from .base import ColorizationNet
-from .init import check_scheme, init_weights
+from .init import check_scheme, checked_width, init_weights
 from .layers import LogitsConv, conv_relu
 
 
@@ -84,10 +84,7 @@ class ECCV16(ColorizationNet):
 
     def __init__(self, width: float = 1.0, init: str = "kaiming", num_outputs: int = Q) -> None:
         super().__init__()
-        if not width > 0:
-            raise ValueError(f"width must be positive, got {width}")
-        self.width = width
-        self.init = check_scheme(init)
+        self.width, self.init = checked_width(width), check_scheme(init)
         channels = 1
         for spec in ECCV16_BLOCKS:
             out_channels = scale_channels(spec.channels, width)

@@ -67,3 +67,10 @@ def init_weights(module: nn.Module, scheme: str = "kaiming") -> nn.Module:
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
     return module
+
+
+def checked_width(width: float) -> float:
+    """A channel-width multiplier, checked positive (ValueError otherwise)."""
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width}")
+    return width
