@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.utilities import rank_zero_only
+
+from selfsup_color.data.splits import write_split
 
 
 def check_positive(key: str, value: Any, allow_none: bool = False) -> None:
@@ -70,6 +74,16 @@ class AnnotatedImages:
             )
         for key in ("max_train_images", "max_val_images"):
             check_positive(f"data.{key}", getattr(self, key), allow_none=True)
+
+    def source(self) -> dict[str, Any]:
+        """This section's :class:`AnnotatedImages` fields (where the images are, how they split)."""
+        return {f.name: getattr(self, f.name) for f in fields(AnnotatedImages)}
+
+    def record_split(self, path: Path, train_ids: list[Any], val_ids: list[Any]) -> None:
+        """State the split used in ``path`` (global rank zero only), with the settings that made it."""
+        if rank_zero_only.rank == 0:
+            about = {"format": self.format, "root": self.root, "seed": self.split_seed}
+            write_split(path, train_ids, val_ids, **about, val_fraction=self.val_fraction)
 
 
 @dataclass(frozen=True)

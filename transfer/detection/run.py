@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lightning.pytorch import seed_everything
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 from torchvision.models.detection import FasterRCNN
 
@@ -27,7 +27,6 @@ from .data import (
     read_coco,
     split_ids,
     voc_dataset,
-    write_split,
 )
 from .examples import detection_examples
 from .model import HEADS, build_detector
@@ -176,7 +175,7 @@ def run_detection(
     out_dir = Path(out_dir)
     seed_everything(trainer.seed, workers=True, verbose=False)
     train, val = load_datasets(data)
-    _record_split(out_dir / "split.json", train, val, data)
+    data.record_split(out_dir / "split.json", train.image_ids, val.image_ids)
     m = config.model
     detector = build_detector(
         build_encoder(encoder, freeze_at=m.freeze_at),
@@ -215,16 +214,3 @@ def run_detection(
     )
     examples = detection_examples(detector, val, out_dir / "examples", fitter.logger)
     return Result("detection", dataset_name, encoder.label, metrics, settings, [str(p) for p in examples])
-
-
-@rank_zero_only
-def _record_split(
-    path: Path, train: DetectionDataset, val: DetectionDataset, data: DetectionDataConfig
-) -> None:
-    about = {
-        "format": data.format,
-        "root": data.root,
-        "seed": data.split_seed,
-        "val_fraction": data.val_fraction,
-    }
-    write_split(path, train.image_ids, val.image_ids, **about)

@@ -13,11 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from selfsup_color.data.sampling import seed_worker
-from selfsup_color.data.splits import write_split
 
 from ..classification.probes import DEFAULT_POOL_DIMS, pool_sizes, tap_shapes
 from ..classification.run import trainer_overrides
@@ -80,10 +79,7 @@ class MultilabelConfig:
 
 def load_records(data: MultilabelDataConfig) -> tuple[list[ImageRecord], list[ImageRecord], tuple[str, ...]]:
     """(train, val) images with their objects, and the class names: detection's readers and split."""
-    fields = DetectionDataConfig.__dataclass_fields__
-    shared = {name: getattr(data, name) for name in fields if hasattr(data, name)}
-    shared |= {"batch_size": 1, "num_workers": 0}
-    train, val = load_datasets(DetectionDataConfig(**shared))
+    train, val = load_datasets(DetectionDataConfig(**data.source(), batch_size=1, num_workers=0))
     return train.records, val.records, train.class_names
 
 
@@ -115,7 +111,7 @@ def run_multilabel(
     """
     out_dir = Path(out_dir)
     train, val, classes = load_records(data)
-    _record_split(out_dir / "split.json", train, val, data)
+    data.record_split(out_dir / "split.json", [r.image_id for r in train], [r.image_id for r in val])
     name = f"multilabel-{dataset_name}-{encoder.label}".replace(" ", "_")
     overrides = trainer_overrides(config.max_epochs, config.max_steps, config.gradient_clip_val)
     fitter = trainer.build(out_dir, name, num_sanity_val_steps=0, **overrides)  # seeds: the head starts alike
@@ -165,16 +161,3 @@ def run_multilabel(
         f"{metrics[tap]['map_1crop']:.4f} (1 crop) over {module.scored_classes} classes"
     )
     return Result("multilabel", dataset_name, encoder.label, metrics, settings)
-
-
-@rank_zero_only
-def _record_split(
-    path: Path, train: list[ImageRecord], val: list[ImageRecord], data: MultilabelDataConfig
-) -> None:
-    about = {
-        "format": data.format,
-        "root": data.root,
-        "seed": data.split_seed,
-        "val_fraction": data.val_fraction,
-    }
-    write_split(path, [r.image_id for r in train], [r.image_id for r in val], **about)
